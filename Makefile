@@ -1,0 +1,44 @@
+# One entry point for set-up, the demo job and the tests. See README.md.
+#   make demo      set up .venv (first time only) and run the main job
+#   make test      set up .venv (first time only) and run the test suite
+#   make test-all  the suite including checks marked `slow`
+#   MMCV_FULL=1 make venv   build full mmcv 2.1.0 (compiled ops, ~30 min on 2 cores)
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.mmdas-installed$(if $(MMCV_FULL),-full,)
+export OMP_NUM_THREADS ?= 2
+
+.PHONY: venv demo test test-all data clean-venv
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade "pip>=23" "setuptools<82" wheel
+	# torch first, so no later requirement pulls another build
+	$(PY) -m pip install -q "torch==2.14.1" "torchvision==0.29.1"
+ifeq ($(MMCV_FULL),)
+	$(PY) -m pip install -q "mmcv-lite==2.1.0"
+else
+	$(PY) -m pip uninstall -q -y mmcv-lite || true
+	$(PY) -m pip install -q ninja
+	MMCV_WITH_OPS=1 MAX_JOBS=$${MAX_JOBS:-2} $(PY) -m pip install --no-build-isolation "mmcv==2.1.0"
+endif
+	$(PY) -m pip install -q -e ".[tests]"
+	touch $@
+
+data: venv
+	$(PY) tools/make_embedded_dataset.py
+
+demo: venv
+	$(PY) tools/run_demo.py
+
+test: venv
+	$(PY) -m pytest -q -m "not slow" tests
+
+test-all: venv
+	$(PY) -m pytest -q tests
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,155 @@
+"""Scoped fixes that let the OpenMMLab 1.x stack run on current torch.
+
+Each fix is applied once by ``import mmdas`` and does nothing where it is not
+needed. See ``docs/compat.md`` for the cause of each breakage.
+
+* :func:`install_mmcv_ops_fallback`: with mmcv-lite (no compiled
+  ``mmcv._ext``) mmseg cannot import, because several of its modules import
+  ``mmcv.ops`` at module level. The fallback registers a ``mmcv.ops`` module
+  that holds mmcv's own pure-PyTorch ops (loaded from mmcv-lite's files) and
+  answers every compiled op with a stub that raises a clear error when called.
+  With full mmcv installed it does nothing.
+* :func:`install_checkpoint_loader`: torch>=2.6 loads with
+  ``weights_only=True``, which refuses checkpoints that mmengine 0.10.7 itself
+  writes (they pickle ``HistoryBuffer`` and numpy objects). The fix
+  re-registers mmengine's local-file loader only; ``torch.load`` elsewhere
+  keeps its safe default.
+"""
+import importlib
+import importlib.util
+import os.path as osp
+import sys
+import types
+from typing import Callable, Dict
+
+# Pure-PyTorch modules of ``mmcv/ops`` that need no compiled extension, with
+# the public names each provides. mmseg imports ``point_sample`` at import
+# time (mmseg.utils.mask_classification, mmseg.models.utils.point_sample).
+PURE_TORCH_OPS: Dict[str, tuple] = {
+    'point_sample': ('point_sample', 'bilinear_grid_sample',
+                     'denormalize', 'normalize', 'rel_roi_point_to_rel_img_point',
+                     'generate_grid', 'get_shape_from_feature_map',
+                     'abs_img_point_to_rel_img_point',
+                     'rel_roi_point_to_abs_img_point', 'SimpleRoIAlign'),
+}
+
+MMCV_FULL_HINT = ('install full mmcv (`pip install "mmcv>=2.0.0,<2.2.0"`, or '
+                  '`MMCV_FULL=1 make venv` in this repository) to use it')
+
+
+class MissingCompiledOp:
+    """Stand-in for an mmcv op that needs the compiled ``mmcv._ext``.
+
+    Importing it succeeds, so that mmseg modules which only *mention* the op
+    import; building or calling it raises an error naming the op.
+    """
+
+    def __init__(self, name: str):
+        self.__name__ = self.__qualname__ = name
+
+    def _fail(self, *args, **kwargs):
+        raise RuntimeError(
+            f'mmcv.ops.{self.__name__} needs the compiled mmcv extension '
+            f'(mmcv._ext), but mmcv-lite is installed: {MMCV_FULL_HINT}.')
+
+    __call__ = _fail
+
+    def __repr__(self) -> str:
+        return f'<mmcv.ops.{self.__name__}: needs full mmcv>'
+
+
+def _load_mmcv_file(mmcv_ops_dir: str, module: str) -> types.ModuleType:
+    """Load ``mmcv/ops/<module>.py`` without running ``mmcv/ops/__init__``."""
+    name = f'mmcv.ops.{module}'
+    spec = importlib.util.spec_from_file_location(
+        name, osp.join(mmcv_ops_dir, f'{module}.py'))
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def mmcv_has_compiled_ops() -> bool:
+    """Whether ``mmcv._ext`` (full mmcv) can be imported."""
+    try:
+        importlib.import_module('mmcv._ext')
+    except ImportError:
+        return False
+    return True
+
+
+def install_mmcv_ops_fallback(force: bool = False) -> bool:
+    """Make ``import mmcv.ops`` work under mmcv-lite.
+
+    Args:
+        force (bool): Install the fallback even if ``mmcv.ops`` imports
+            (used by tests). Defaults to False.
+
+    Returns:
+        bool: True if the fallback module is (now) in ``sys.modules``.
+    """
+    current = sys.modules.get('mmcv.ops')
+    if getattr(current, '__mmdas_fallback__', False):
+        return True
+    if not force:
+        if current is not None:
+            return False
+        try:
+            importlib.import_module('mmcv.ops')
+            return False
+        except ImportError as err:
+            if '_ext' not in str(err):
+                raise
+            # a failed import may leave partial submodules behind
+            for name in [n for n in sys.modules if n.startswith('mmcv.ops')]:
+                del sys.modules[name]
+
+    import mmcv
+    ops_dir = osp.join(osp.dirname(mmcv.__file__), 'ops')
+    fallback = types.ModuleType('mmcv.ops', doc=(
+        'mmdas fallback for mmcv.ops under mmcv-lite: pure-PyTorch ops are '
+        "mmcv's own; compiled ops raise when used."))
+    fallback.__path__ = [ops_dir]  # allow `import mmcv.ops.<pure module>`
+    fallback.__mmdas_fallback__ = True
+    for module, names in PURE_TORCH_OPS.items():
+        loaded = _load_mmcv_file(ops_dir, module)
+        for name in names:
+            setattr(fallback, name, getattr(loaded, name))
+
+    def __getattr__(name: str):
+        if name.startswith('__'):
+            raise AttributeError(name)
+        return MissingCompiledOp(name)
+
+    fallback.__getattr__ = __getattr__
+    sys.modules['mmcv.ops'] = fallback
+    mmcv.ops = fallback
+    return True
+
+
+def load_checkpoint_file(filename: str, map_location=None):
+    """mmengine's local checkpoint loader, with ``weights_only=False``.
+
+    Checkpoints written by mmengine pickle its ``HistoryBuffer`` and numpy
+    objects, which torch>=2.6's default ``weights_only=True`` refuses. Only
+    load checkpoints you trust, as with any pickle.
+    """
+    import torch
+    filename = osp.expanduser(filename)
+    if not osp.isfile(filename):
+        raise FileNotFoundError(f'{filename} can not be found.')
+    return torch.load(filename, map_location=map_location, weights_only=False)
+
+
+def install_checkpoint_loader() -> Callable:
+    """Register :func:`load_checkpoint_file` for mmengine's local paths."""
+    from mmengine.runner.checkpoint import CheckpointLoader
+    CheckpointLoader.register_scheme(
+        prefixes='', loader=load_checkpoint_file, force=True)
+    return load_checkpoint_file
+
+
+def apply_all() -> None:
+    """Apply every fix; called once by ``import mmdas``."""
+    install_mmcv_ops_fallback()
+    install_checkpoint_loader()

@@ -1,0 +1,3 @@
+from .model_wrappers import MMDASDistributedDataParallel
+
+__all__ = ['MMDASDistributedDataParallel']

@@ -1,0 +1,1 @@
+from . import backbones, data_preprocessors, decode_heads, heads  # noqa: F401

@@ -1,0 +1,145 @@
+"""Config preparation shared by ``tools/train.py`` and ``tools/test.py``."""
+import difflib
+import os
+
+import torch
+import torch.distributed as torch_dist
+from mmengine.config import Config, ConfigDict
+from mmengine.registry import DefaultScope, init_default_scope
+
+# Sections of a config whose ``type`` keys name a component, and the registry
+# attribute (of mmseg/mmpretrain/mmengine ``registry`` modules) they use.
+_TYPED_SECTIONS = (
+    # init_cfg and sampler types live in registries beside MODELS
+    ('model', ('MODELS', 'TASK_UTILS', 'WEIGHT_INITIALIZERS')),
+    ('custom_hooks', ('HOOKS', )),
+    ('train_dataloader.dataset.pipeline', ('TRANSFORMS', )),
+    ('val_dataloader.dataset.pipeline', ('TRANSFORMS', )),
+    ('test_dataloader.dataset.pipeline', ('TRANSFORMS', )),
+)
+
+
+def _replace_syncbn(node):
+    """Turn every ``SyncBN`` norm config into ``BN``, in place."""
+    if isinstance(node, dict):
+        if node.get('type') == 'SyncBN':
+            node['type'] = 'BN'
+        for value in node.values():
+            _replace_syncbn(value)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            _replace_syncbn(value)
+
+
+def prepare_cfg_for_launch(cfg: Config, launcher: str) -> Config:
+    """Set ``cfg.launcher`` and make a distributed launch work without CUDA.
+
+    With CUDA this only sets ``cfg.launcher``. Without CUDA and with a
+    launcher other than ``'none'`` (mmengine 0.10.7 assumes CUDA there): the
+    gloo process group is initialised here, so that mmengine's CUDA-only
+    ``init_dist`` is skipped; the model is wrapped by
+    ``MMDASDistributedDataParallel`` (no ``device_ids``); ``SyncBN`` becomes
+    ``BN``, since SyncBN needs GPU modules.
+    """
+    cfg.launcher = launcher
+    if launcher == 'none' or torch.cuda.is_available():
+        return cfg
+    cfg.setdefault('env_cfg', ConfigDict())
+    cfg.env_cfg.setdefault('dist_cfg', ConfigDict())
+    cfg.env_cfg.dist_cfg.backend = 'gloo'
+    if launcher == 'pytorch' and not torch_dist.is_initialized():
+        torch_dist.init_process_group(
+            backend='gloo',
+            rank=int(os.environ['RANK']),
+            world_size=int(os.environ['WORLD_SIZE']))
+    wrapper = cfg.get('model_wrapper_cfg') or ConfigDict()
+    if wrapper.get('type', 'MMDistributedDataParallel') in (
+            'MMDistributedDataParallel', 'mmengine.MMDistributedDataParallel'):
+        wrapper['type'] = 'MMDASDistributedDataParallel'
+    wrapper.setdefault('broadcast_buffers', False)
+    wrapper.setdefault('find_unused_parameters',
+                       cfg.get('find_unused_parameters', False))
+    cfg.model_wrapper_cfg = wrapper
+    _replace_syncbn(cfg._cfg_dict)
+    return cfg
+
+
+def _section(cfg: Config, dotted: str):
+    node = cfg
+    for key in dotted.split('.'):
+        if not isinstance(node, dict) or key not in node:
+            return None
+        node = node[key]
+    return node
+
+
+def _iter_types(node, path):
+    """Yield ``(path, type_name)`` of every string ``type`` under ``node``."""
+    if isinstance(node, dict):
+        if isinstance(node.get('type'), str):
+            yield path, node['type']
+        for key, value in node.items():
+            yield from _iter_types(value, f'{path}.{key}')
+    elif isinstance(node, (list, tuple)):
+        for i, value in enumerate(node):
+            yield from _iter_types(value, f'{path}[{i}]')
+
+
+def _scope_registry(scope: str, name: str):
+    import importlib
+    try:
+        module = importlib.import_module(f'{scope}.registry')
+    except ImportError:
+        module = importlib.import_module('mmengine.registry')
+    return getattr(module, name)
+
+
+def _known_names(registry):
+    names = set()
+    while registry is not None:
+        names.update(registry.module_dict)
+        registry = registry.parent
+    return names
+
+
+def check_config_types(cfg: Config) -> None:
+    """Fail early, with a fix, when a config names an unknown component.
+
+    Every ``type`` in the model, the custom hooks and the three pipelines must
+    resolve in the registry of the config's ``default_scope``. A miss raises a
+    ``KeyError`` naming the config field, the unknown name, the closest known
+    names and, if the config lacks it, the ``custom_imports`` line mmdas
+    components need.
+
+    Raises:
+        KeyError: If a ``type`` does not resolve.
+    """
+    scope = cfg.get('default_scope', None) or 'mmengine'
+    if DefaultScope.get_current_instance() is None or \
+            DefaultScope.get_current_instance().scope_name != scope:
+        init_default_scope(scope)
+    for section, registry_names in _TYPED_SECTIONS:
+        node = _section(cfg, section)
+        if node is None:
+            continue
+        registries = [_scope_registry(scope, n) for n in registry_names]
+        registry_name = registry_names[0]
+        for path, type_name in _iter_types(node, section):
+            if '.' in type_name:  # explicitly scoped: leave it to mmengine
+                continue
+            if any(r.get(type_name) is not None for r in registries):
+                continue
+            close = difflib.get_close_matches(
+                type_name, sorted(_known_names(registries[0])), n=3,
+                cutoff=0.6)
+            hint = f' Did you mean {", ".join(map(repr, close))}?' if close \
+                else ''
+            imports = (cfg.get('custom_imports') or {}).get('imports', [])
+            if 'mmdas' not in imports:
+                hint += (" If it is an mmdas component, add "
+                         "`custom_imports = dict(imports=['mmdas'], "
+                         "allow_failed_imports=False)` to the config.")
+            raise KeyError(
+                f'{path}.type={type_name!r} is not registered in the '
+                f'{scope!r} {registry_name} registry (config default_scope='
+                f'{scope!r}).{hint}')
