@@ -1,0 +1,298 @@
+"""The one place where DAS transforms become geometry.
+
+Every DAS op is an affine map about the image centre. This module turns an op,
+its per-step magnitude and the frames' step offsets into 3x3 matrices, and
+warps with them. The same matrices drive the CPU pipeline transform, the
+batched on-device frame generation, the differentiable search cell and the
+inverse warp of the fusion head.
+
+Conventions:
+
+* Matrices are **forward maps in normalised coordinates**: they send a point
+  of the image to where it appears in the frame. Normalised coordinates are
+  those of :func:`torch.nn.functional.affine_grid` with
+  ``align_corners=False``: ``x = -1`` is the left edge and ``x = 1`` the right
+  edge of the image, ``y = -1`` the top. They do not depend on resolution, so
+  one matrix serves an image and its stride-4 logit map alike.
+* Ops are defined in centred *pixel* units, then conjugated to normalised
+  units, so that a rotation is a true rotation on non-square images.
+* A frame at step offset ``d`` applies the op with magnitude ``d * S``
+  (``S ** d`` for ``scale``). Positive ``rotate`` turns the content
+  counter-clockwise as displayed (y axis pointing down), like torchvision.
+"""
+import math
+from typing import Callable, Dict, NamedTuple, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+Number = Union[float, int, Tensor]
+
+
+class OpSpec(NamedTuple):
+    """How one DAS op turns ``(magnitude S, step offsets d)`` into a map.
+
+    Attributes:
+        build (Callable): ``build(S, d, height, width) -> [T, 3, 3]`` forward
+            maps in centred pixel units.
+        low (float): Smallest valid magnitude S.
+        high (float): Largest valid magnitude S.
+        unit (str): What S means, for docs and error messages.
+        exclusive_low (bool): Whether ``low`` itself is invalid.
+    """
+    build: Callable
+    low: float
+    high: float
+    unit: str
+    exclusive_low: bool = False
+
+
+def _eye(offsets: Tensor, dtype) -> Tensor:
+    return torch.eye(3, dtype=dtype, device=offsets.device).repeat(
+        offsets.numel(), 1, 1)
+
+
+def _as_tensor(value: Number, like: Tensor) -> Tensor:
+    if isinstance(value, Tensor):
+        return value.to(device=like.device)
+    return torch.tensor(float(value), device=like.device)
+
+
+def _translate(axis: int):
+
+    def build(magnitude, offsets, height, width):
+        size = width if axis == 0 else height
+        mats = _eye(offsets, magnitude.dtype)
+        mats[:, axis, 2] = offsets * magnitude * size
+        return mats
+
+    return build
+
+
+def _scale(magnitude, offsets, height, width):
+    factor = magnitude**offsets
+    mats = _eye(offsets, magnitude.dtype)
+    mats[:, 0, 0] = factor
+    mats[:, 1, 1] = factor
+    return mats
+
+
+def _rotate(magnitude, offsets, height, width):
+    angle = offsets * magnitude * (math.pi / 180)
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    mats = _eye(offsets, magnitude.dtype)
+    # y points down: counter-clockwise on screen is (x, y) -> (x c + y s, -x s + y c)
+    mats[:, 0, 0] = cos
+    mats[:, 0, 1] = sin
+    mats[:, 1, 0] = -sin
+    mats[:, 1, 1] = cos
+    return mats
+
+
+def _shear(axis: int):
+
+    def build(magnitude, offsets, height, width):
+        mats = _eye(offsets, magnitude.dtype)
+        mats[:, axis, 1 - axis] = offsets * magnitude
+        return mats
+
+    return build
+
+
+def _identity(magnitude, offsets, height, width):
+    # keeps the graph connected when S is a learnable tensor
+    return _eye(offsets, magnitude.dtype) + 0 * magnitude
+
+
+#: Every op DAS can search over. Add an op here and it works everywhere.
+OPS: Dict[str, OpSpec] = {
+    'identity': OpSpec(_identity, -math.inf, math.inf, 'ignored'),
+    'translate_x': OpSpec(_translate(0), -0.5, 0.5,
+                          'fraction of the width per step'),
+    'translate_y': OpSpec(_translate(1), -0.5, 0.5,
+                          'fraction of the height per step'),
+    'scale': OpSpec(_scale, 0.0, 2.0, 'zoom factor per step (S**d)',
+                    exclusive_low=True),
+    'rotate': OpSpec(_rotate, -90.0, 90.0, 'degrees per step'),
+    'shear_x': OpSpec(_shear(0), -1.0, 1.0, 'x shear per step'),
+    'shear_y': OpSpec(_shear(1), -1.0, 1.0, 'y shear per step'),
+}
+
+
+def check_op(op: str, magnitude: float, field: str = 'op') -> None:
+    """Raise a ``ValueError`` naming the field if ``op``/``magnitude`` is bad.
+
+    Args:
+        op (str): Op name.
+        magnitude (float): Magnitude per step.
+        field (str): Config field to name in the message.
+    """
+    if op not in OPS:
+        raise ValueError(f'{field}: unknown DAS op {op!r}; valid ops are '
+                         f'{sorted(OPS)}.')
+    spec = OPS[op]
+    value = float(magnitude)
+    too_low = value <= spec.low if spec.exclusive_low else value < spec.low
+    if too_low or value > spec.high or math.isnan(value):
+        bracket = '(' if spec.exclusive_low else '['
+        raise ValueError(
+            f'{field}: magnitude {magnitude!r} of op {op!r} is out of range '
+            f'{bracket}{spec.low}, {spec.high}] ({spec.unit}).')
+
+
+def frame_offsets(num_frames: int,
+                  profile: str = 'symmetric',
+                  device=None) -> Tensor:
+    """Signed step offset ``d`` of each frame.
+
+    Args:
+        num_frames (int): T.
+        profile (str): ``'symmetric'``: frame ``T // 2`` is the image and
+            frames ``T//2 -+ d`` get offsets ``-+d``. ``'forward'``: frame
+            ``t`` gets ``t``, frame 0 is the image.
+        device: Device of the result.
+
+    Returns:
+        Tensor: ``[T]`` float offsets.
+    """
+    steps = torch.arange(num_frames, dtype=torch.float32, device=device)
+    if profile == 'symmetric':
+        return steps - num_frames // 2
+    if profile == 'forward':
+        return steps
+    raise ValueError(f"profile: unknown frame profile {profile!r}; valid "
+                     f"profiles are ['forward', 'symmetric'].")
+
+
+def reference_frame(num_frames: int, profile: str = 'symmetric') -> int:
+    """Index of the frame that is the unchanged image."""
+    return num_frames // 2 if profile == 'symmetric' else 0
+
+
+def _centred_to_normalised(height: int, width: int, like: Tensor) -> Tensor:
+    """``A`` with ``normalised = A @ centred pixels``."""
+    return torch.diag(
+        torch.tensor([2.0 / width, 2.0 / height, 1.0],
+                     dtype=like.dtype, device=like.device))
+
+
+def op_matrices(op: str, magnitude: Number, offsets: Tensor, height: int,
+                width: int) -> Tensor:
+    """Forward maps of one op for every frame.
+
+    Args:
+        op (str): A key of :data:`OPS`.
+        magnitude (float | Tensor): Per-step magnitude S; a tensor that
+            requires grad gives matrices differentiable in S.
+        offsets (Tensor): ``[T]`` step offsets, see :func:`frame_offsets`.
+        height (int): Image height in pixels.
+        width (int): Image width in pixels.
+
+    Returns:
+        Tensor: ``[T, 3, 3]`` forward maps in normalised coordinates.
+    """
+    if op not in OPS:
+        check_op(op, 0.0)
+    offsets = offsets.float()
+    magnitude = _as_tensor(magnitude, offsets).to(offsets.dtype)
+    centred = OPS[op].build(magnitude, offsets, height, width)
+    to_norm = _centred_to_normalised(height, width, centred)
+    to_pix = torch.linalg.inv(to_norm)
+    return to_norm @ centred @ to_pix
+
+
+def policy_matrices(transforms: Sequence[Tuple[str, Number]],
+                    offsets: Tensor, height: int, width: int) -> Tensor:
+    """Forward maps of ops composed in order (the first op is applied first).
+
+    Args:
+        transforms (Sequence[tuple]): ``(op, magnitude)`` pairs.
+        offsets (Tensor): ``[T]`` step offsets.
+        height (int): Image height.
+        width (int): Image width.
+
+    Returns:
+        Tensor: ``[T, 3, 3]`` forward maps.
+    """
+    mats = _eye(offsets, offsets.dtype if offsets.is_floating_point() else
+                torch.float32)
+    for op, magnitude in transforms:
+        step = op_matrices(op, magnitude, offsets, height, width)
+        mats = step @ mats.to(step.dtype)
+    return mats
+
+
+def pixel_matrix(mats: Tensor, height: int, width: int) -> Tensor:
+    """Express normalised forward maps in absolute pixel coordinates.
+
+    Pixel ``(x, y)`` is the centre of column x, row y. Handy for tests and
+    for users who think in pixels.
+    """
+    to_norm = torch.tensor(
+        [[2.0 / width, 0, 1.0 / width - 1], [0, 2.0 / height, 1.0 / height - 1],
+         [0, 0, 1]],
+        dtype=mats.dtype,
+        device=mats.device)
+    return torch.linalg.inv(to_norm) @ mats @ to_norm
+
+
+def _sample(inputs: Tensor, sampling: Tensor, mode: str,
+            size: Optional[Tuple[int, int]]) -> Tuple[Tensor, Tensor]:
+    """Sample ``inputs`` at ``sampling @ output point``; also return validity.
+
+    Returns the sampled tensor and a ``[B, 1, H, W]`` bool mask of output
+    pixels whose source lies inside the input.
+    """
+    batch, channels = inputs.shape[:2]
+    height, width = size if size is not None else inputs.shape[-2:]
+    theta = sampling[:, :2, :].to(inputs.dtype)
+    grid = F.affine_grid(
+        theta, [batch, channels, height, width], align_corners=False)
+    out = F.grid_sample(
+        inputs, grid, mode=mode, padding_mode='zeros', align_corners=False)
+    # a small tolerance keeps exact border pixels valid despite rounding
+    valid = (grid.abs() <= 1 + 1e-4).all(dim=-1).unsqueeze(1)
+    return out, valid
+
+
+def warp(inputs: Tensor,
+         mats: Tensor,
+         mode: str = 'bilinear',
+         fill: Optional[float] = None) -> Tensor:
+    """Make frames: warp images (or label maps) forward with ``mats``.
+
+    Args:
+        inputs (Tensor): ``[B, C, H, W]``.
+        mats (Tensor): ``[B, 3, 3]`` forward maps.
+        mode (str): ``'bilinear'`` for images, ``'nearest'`` for labels.
+        fill (float, optional): Value of pixels that come from outside the
+            image (e.g. 255 for labels). None keeps grid_sample's zeros.
+
+    Returns:
+        Tensor: ``[B, C, H, W]`` frames, in the dtype of ``inputs``.
+    """
+    dtype = inputs.dtype
+    work = inputs if dtype.is_floating_point else inputs.float()
+    out, valid = _sample(work, torch.linalg.inv(mats.float()), mode, None)
+    if fill is not None:
+        out = torch.where(valid, out, out.new_tensor(float(fill)))
+    return out if dtype.is_floating_point else out.round().to(dtype)
+
+
+def inverse_warp(maps: Tensor,
+                 mats: Tensor,
+                 mode: str = 'bilinear') -> Tuple[Tensor, Tensor]:
+    """Bring per-frame maps back to the image's geometry.
+
+    Args:
+        maps (Tensor): ``[B, C, h, w]`` maps in frame geometry (any
+            resolution with the image's aspect ratio).
+        mats (Tensor): ``[B, 3, 3]`` forward maps the frames were made with.
+        mode (str): Interpolation mode.
+
+    Returns:
+        tuple[Tensor, Tensor]: Maps in image geometry ``[B, C, h, w]`` and a
+        ``[B, 1, h, w]`` bool mask of pixels that were inside the frame.
+    """
+    return _sample(maps, mats.float(), mode, None)
