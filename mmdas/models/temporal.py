@@ -200,15 +200,38 @@ class GateShiftFuse(nn.Module):
         if hasattr(self.bn, 'reset_parameters'):
             self.bn.reset_parameters()
 
+    def _gate_logits(self, x: Tensor, n: int) -> Tensor:
+        """``gate_conv`` (3x3x3, 2 groups, zero padded) of ``[N*T, C', H, W]``
+        frames as one 2D conv plus a shift-and-sum over time: ``[N, T, 2, H,
+        W]``.
+
+        Why: CPU backends run a 2-output grouped Conv3d through a slow
+        vol2col path (it dominated GSF's cost); the 2D conv with the temporal
+        taps as extra output channels does the same arithmetic with the fast
+        2D kernels. The parameters stay those of the official ``Conv3d``.
+        """
+        weight, bias = self.gate_conv.weight, self.gate_conv.bias
+        kt = weight.shape[2]
+        # [2, C'/2, kT, 3, 3] -> [2*kT, C'/2, 3, 3], out channel = g*kT + k
+        taps = weight.transpose(1, 2).reshape(2 * kt, -1, *weight.shape[3:])
+        out = F.conv2d(x, taps, None, padding=self.gate_conv.padding[1:],
+                       groups=2)
+        out = out.view(n, self.num_frames, 2, kt, *out.shape[2:])
+        # tap k reads frame t + k - kT//2, zero outside the clip
+        gate = sum(
+            shift_frames(out[:, :, :, k], k - kt // 2) for k in range(kt))
+        return gate + bias.view(1, 1, 2, 1, 1)
+
     def forward(self, x: Tensor) -> Tensor:
         nt, c, h, w = x.shape
         t = self.num_frames
         n = _frames_per_clip(nt, t, 'GateShiftFuse')
         cg = self.gsf_channels
-        xg = x[:, :cg]
+        # split, not two slices: its backward is one cat, not two
+        # full-size zero-filled gradients
+        xg, rest = x.split([cg, c - cg], dim=1)
 
-        gate_in = F.relu(self.bn(xg)).view(n, t, cg, h, w).transpose(1, 2)
-        gate = torch.tanh(self.gate_conv(gate_in)).transpose(1, 2)  # N,T,2,H,W
+        gate = torch.tanh(self._gate_logits(F.relu(self.bn(xg)), n))
         v = xg.reshape(n, t, 2, cg // 2, h, w)
         y = gate.unsqueeze(3) * v
         r = v - y
@@ -225,7 +248,7 @@ class GateShiftFuse(nn.Module):
         if self.channel_interleave:
             z = z.view(n, t, 2, 2, cg // 4, h, w).transpose(3, 4)
         z = z.reshape(nt, cg, h, w)
-        return torch.cat([z, x[:, cg:]], dim=1)
+        return torch.cat([z, rest], dim=1)
 
     def extra_repr(self) -> str:
         return (f'channels={self.channels}, gsf_channels={self.gsf_channels},'
