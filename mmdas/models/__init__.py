@@ -1,1 +1,1 @@
-from . import backbones, data_preprocessors, decode_heads, heads  # noqa: F401
+from . import backbones, data_preprocessors, decode_heads, heads, temporal  # noqa: F401

@@ -1,0 +1,3 @@
+from .temporal_fusion_head import TemporalFusionHead
+
+__all__ = ['TemporalFusionHead']

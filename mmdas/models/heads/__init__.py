@@ -1,0 +1,3 @@
+from .temporal_avg_cls_head import TemporalAvgClsHead
+
+__all__ = ['TemporalAvgClsHead']

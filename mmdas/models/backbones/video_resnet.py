@@ -1,0 +1,276 @@
+"""What the GSF/TSM ResNets of mmseg and mmpretrain share.
+
+A video ResNet here is the stock 2D ResNet, built unchanged by its own
+``__init__``, with a temporal module inserted into every residual block
+afterwards (the way mmaction2's ``ResNetTSM`` does it):
+
+* GSF: ``conv3 -> GSF -> bn3`` in a bottleneck, ``conv2 -> GSF -> bn2`` in a
+  basic block, ``gsf_ratio`` of the block output channels gated.
+* TSM: shift on the input of ``conv1`` inside the residual branch (the
+  identity path is not shifted), 1/``shift_div`` of the channels each way.
+
+The conv is replaced by a :class:`~mmdas.models.temporal.TemporalConv2d` that
+keeps its parameter names, so every key of a plain 2D checkpoint is also a key
+of the video ResNet.
+"""
+from typing import Dict, List, Optional, Union
+
+import torch.nn as nn
+from mmengine.logging import print_log
+from mmengine.runner.checkpoint import CheckpointLoader
+from torch import Tensor
+
+from ..temporal import (GateShiftFuse, TemporalConv2d, TemporalShift,
+                        check_temporal_args)
+
+# PyTorch-Encoding "deep base" ResNets (resnet50s etc.) name the V1c stem
+# conv1.{0,1,3,4,6} and bn1; mmseg's ResNetV1c calls it stem.{0,...,7}.
+_DEEP_STEM_RENAMES = {
+    'conv1.0.': 'stem.0.',
+    'conv1.1.': 'stem.1.',
+    'conv1.3.': 'stem.3.',
+    'conv1.4.': 'stem.4.',
+    'conv1.6.': 'stem.6.',
+    'bn1.': 'stem.7.',
+}
+
+
+def _split_pretrained(init_cfg):
+    """Split ``init_cfg`` into (Pretrained cfg or None, the other cfgs)."""
+    if init_cfg is None:
+        return None, None
+    cfgs = [init_cfg] if isinstance(init_cfg, dict) else list(init_cfg)
+    pretrained = [c for c in cfgs if c.get('type') == 'Pretrained']
+    others = [c for c in cfgs if c.get('type') != 'Pretrained']
+    return (pretrained[-1] if pretrained else None), (others or None)
+
+
+class VideoResNetMixin:
+    """Turns a 2D ResNet class into a video ResNet (mixin, put it first).
+
+    Args:
+        num_frames (int): Frames T per image. Defaults to 8.
+        temporal_module (str | None): ``'gsf'``, ``'tsm'`` or None (a 2D
+            ResNet applied to every frame). Defaults to ``'gsf'``.
+        gsf_ratio (float): Fraction of each block's output channels that GSF
+            gates. Defaults to 0.25 (official GSF-ResNet).
+        shift_div (int): TSM shifts ``1/shift_div`` of the channels each way.
+            Defaults to 8.
+        gsf_init (str): ``'zero_gate'`` (default; no frame mixing at start) or
+            ``'official'``; see :class:`~mmdas.models.temporal.GateShiftFuse`.
+        gsf_interleave (bool): Keep the official channel interleave of GSF.
+            Defaults to True.
+        **kwargs: Arguments of the 2D ResNet (``depth``, ``dilations``,
+            ``strides``, ``contract_dilation``, ``norm_cfg``, ``with_cp``,
+            ``init_cfg``...).
+
+    Input: ``[N, T*C, H, W]`` frame-major stacked videos, or
+    ``[N*T, C, H, W]`` frame batches. Outputs stay ``[N*T, ...]``.
+
+    ``init_cfg=dict(type='Pretrained', checkpoint=..., prefix=...)`` loads a
+    2D checkpoint through :meth:`load_pretrained_2d`: keys are remapped where
+    needed and the missing/unexpected ones are logged by name. The temporal
+    modules keep their documented initialisation.
+    """
+
+    def __init__(self,
+                 *args,
+                 num_frames: int = 8,
+                 temporal_module: Optional[str] = 'gsf',
+                 gsf_ratio: float = 0.25,
+                 shift_div: int = 8,
+                 gsf_init: str = 'zero_gate',
+                 gsf_interleave: bool = True,
+                 **kwargs):
+        check_temporal_args(temporal_module, num_frames, gsf_ratio, shift_div,
+                            gsf_init)
+        super().__init__(*args, **kwargs)
+        self.num_frames = num_frames
+        self.temporal_module = temporal_module
+        self.gsf_ratio = gsf_ratio
+        self.shift_div = shift_div
+        self.gsf_init = gsf_init
+        self.frame_channels = kwargs.get('in_channels', 3)
+        self.pretrained_report: Optional[dict] = None
+        if temporal_module is not None:
+            self._insert_temporal_modules(gsf_interleave)
+
+    def _insert_temporal_modules(self, gsf_interleave: bool) -> None:
+        for layer_name in self.res_layers:
+            for block in getattr(self, layer_name):
+                if self.temporal_module == 'tsm':
+                    block.conv1 = TemporalConv2d(
+                        block.conv1,
+                        TemporalShift(self.num_frames, self.shift_div),
+                        'before')
+                    continue
+                last = 'conv3' if hasattr(block, 'conv3') else 'conv2'
+                conv = getattr(block, last)
+                gsf = GateShiftFuse(
+                    conv.out_channels,
+                    self.num_frames,
+                    self.gsf_ratio,
+                    norm_cfg=self.norm_cfg,
+                    init=self.gsf_init,
+                    channel_interleave=gsf_interleave)
+                setattr(block, last, TemporalConv2d(conv, gsf, 'after'))
+
+    def temporal_modules(self) -> List[nn.Module]:
+        """The inserted GSF/TSM modules."""
+        return [
+            m.temporal for m in self.modules()
+            if isinstance(m, TemporalConv2d)
+        ]
+
+    def to_frames(self, x: Tensor) -> Tensor:
+        """``[N, T*C, H, W]`` or ``[N*T, C, H, W]`` -> ``[N*T, C, H, W]``."""
+        batch, channels = x.shape[:2]
+        c, t = self.frame_channels, self.num_frames
+        name = type(self).__name__
+        if channels == c * t:
+            return x.reshape(batch * t, c, *x.shape[2:])
+        if channels == c:
+            if batch % t:
+                raise ValueError(
+                    f'{name}: got a batch of {batch} frames '
+                    f'{list(x.shape)}, which is not a multiple of '
+                    f'num_frames={t}. Feed [N, {t}*{c}, H, W] stacked videos '
+                    '(mmdas.video.stack_frames, a DAS data preprocessor or '
+                    'DASImageToVideo) or [N*num_frames, C, H, W] frame '
+                    'batches, or set num_frames to the frames per image.')
+            return x
+        raise ValueError(
+            f'{name}: input has {channels} channels; expected '
+            f'num_frames*in_channels = {t}*{c} (stacked frames) or '
+            f'in_channels = {c} (frame batch). Check num_frames and '
+            'in_channels.')
+
+    def forward(self, x: Tensor):
+        """Run the ResNet on all frames as one batch of ``N*T`` frames."""
+        return super().forward(self.to_frames(x))
+
+    def init_weights(self) -> None:
+        """Stock 2D init, documented temporal init, then a 2D checkpoint."""
+        pretrained, others = _split_pretrained(self.init_cfg)
+        if pretrained is None:
+            super().init_weights()
+            # the 2D init_cfg (Kaiming on every Conv2d...) reached the
+            # temporal convs too: restore their documented init
+            for m in self.temporal_modules():
+                if hasattr(m, 'reset_parameters'):
+                    m.reset_parameters()
+            return
+        full_cfg = self.init_cfg
+        self.init_cfg = others
+        try:
+            super().init_weights()
+        finally:
+            self.init_cfg = full_cfg
+        for m in self.temporal_modules():
+            if hasattr(m, 'reset_parameters'):
+                m.reset_parameters()
+        self.load_pretrained_2d(
+            pretrained['checkpoint'],
+            prefix=pretrained.get('prefix'),
+            map_location=pretrained.get('map_location', 'cpu'))
+
+    def load_pretrained_2d(self,
+                           checkpoint: Union[str, Dict[str, Tensor]],
+                           prefix: Optional[str] = None,
+                           map_location: str = 'cpu') -> dict:
+        """Load a 2D ResNet checkpoint into this video ResNet.
+
+        Accepts mmseg/mmpretrain checkpoints (same names as ours), torchvision
+        ones (same block names; ``fc.*`` is unexpected; a 7x7 ``conv1`` does
+        not fit a V1c deep stem and is reported) and PyTorch-Encoding deep-base
+        ones (``conv1.{0,1,3,4,6}``, ``bn1`` -> ``stem.*``). Whole-model
+        checkpoints are cut to ``prefix`` (e.g. ``'backbone'``); without a
+        prefix, ``backbone.`` is used when no key fits as it is.
+
+        Args:
+            checkpoint (str | dict): Path/URL (anything mmengine's
+                ``CheckpointLoader`` reads) or a state dict.
+            prefix (str, optional): Keep only keys under this prefix.
+            map_location (str): Where to load tensors.
+
+        Returns:
+            dict: ``loaded``, ``missing``, ``unexpected`` and ``mismatched``
+            key names and ``renamed`` (checkpoint name -> model name). Also
+            kept in ``self.pretrained_report``.
+        """
+        if isinstance(checkpoint, str):
+            ckpt = CheckpointLoader.load_checkpoint(
+                checkpoint, map_location=map_location)
+        else:
+            ckpt = checkpoint
+        state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) \
+            else ckpt
+        state = {(k[7:] if k.startswith('module.') else k): v
+                 for k, v in state.items()}
+        own = self.state_dict()
+        if prefix is None and not any(k in own for k in state) and any(
+                k.startswith('backbone.') for k in state):
+            prefix = 'backbone'
+        unexpected = []
+        if prefix:
+            head = prefix.rstrip('.') + '.'
+            unexpected += [k for k in state if not k.startswith(head)]
+            state = {
+                k[len(head):]: v
+                for k, v in state.items() if k.startswith(head)
+            }
+
+        renamed = {}
+        if 'stem.0.weight' in own and 'stem.0.weight' not in state \
+                and 'conv1.0.weight' in state:
+            for key in list(state):
+                for old, new in _DEEP_STEM_RENAMES.items():
+                    if key.startswith(old):
+                        renamed[key] = new + key[len(old):]
+                        state[renamed[key]] = state.pop(key)
+                        break
+
+        fitting, mismatched = {}, []
+        for key, value in state.items():
+            if key not in own:
+                unexpected.append(key)
+            elif own[key].shape != value.shape:
+                mismatched.append(key)
+            else:
+                fitting[key] = value
+        result = self.load_state_dict(fitting, strict=False)
+        missing = sorted(result.missing_keys)  # mismatched ones included
+        report = dict(
+            loaded=sorted(fitting),
+            missing=missing,
+            unexpected=sorted(unexpected),
+            mismatched=sorted(mismatched),
+            renamed=renamed)
+        self.pretrained_report = report
+        self._log_report(report, checkpoint)
+        return report
+
+    def _log_report(self, report: dict, checkpoint) -> None:
+        source = checkpoint if isinstance(checkpoint, str) else 'state dict'
+        temporal = [k for k in report['missing'] if '.temporal.' in k]
+        other = [k for k in report['missing'] if '.temporal.' not in k]
+        name = type(self).__name__
+        print_log(
+            f'{name}: loaded {len(report["loaded"])} tensors from {source}; '
+            f'{len(temporal)} temporal-module tensors keep their '
+            f'{self.gsf_init if self.temporal_module == "gsf" else ""} init.',
+            logger='current')
+        if report['renamed']:
+            print_log(f'{name}: renamed checkpoint keys {report["renamed"]}',
+                      logger='current')
+        if other:
+            print_log(f'{name}: missing keys in the checkpoint: {other}',
+                      logger='current', level=30)
+        if report['mismatched']:
+            print_log(
+                f'{name}: shape mismatch, not loaded: '
+                f'{report["mismatched"]}', logger='current', level=30)
+        if report['unexpected']:
+            print_log(
+                f'{name}: unexpected keys in the checkpoint: '
+                f'{report["unexpected"]}', logger='current', level=30)

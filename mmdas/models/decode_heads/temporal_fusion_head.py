@@ -1,0 +1,222 @@
+"""Fuse the T per-frame logit maps of a video backbone into one per image.
+
+:class:`TemporalFusionHead` wraps any mmseg decode head whose ``loss`` and
+``predict`` are the stock ``forward -> loss_by_feat / predict_by_feat``
+(``DepthwiseSeparableASPPHead``, ``ASPPHead``, ``FCNHead``, ``PSPHead``,
+``UPerHead``...). It runs the inner head on the ``[N*T, ...]`` features,
+fuses the ``[N*T, K, h, w]`` logits into ``[N, K, h, w]`` at the head's own
+resolution, and hands the fused map to the inner head's ``loss_by_feat`` /
+``predict_by_feat``. So the inner head's loss, ``align_corners``,
+``ignore_index`` and ``num_classes`` keep working and ``EncoderDecoder``,
+``IoUMetric`` and the visualiser see one prediction per image.
+"""
+import warnings
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from mmengine.model import BaseModule
+from mmseg.registry import MODELS as SEG_MODELS
+from torch import Tensor
+
+from mmdas.geometry import inverse_warp
+from mmdas.registry import MODELS
+from ..wrapping import frames_per_image, inner_cfg
+
+FUSIONS = ('inverse_warp', 'mean')
+
+
+def _metainfo(sample) -> dict:
+    return sample if isinstance(sample, dict) else sample.metainfo
+
+
+@MODELS.register_module()
+class TemporalFusionHead(BaseModule):
+    """Run an mmseg decode head per frame and fuse the frames' logits.
+
+    Two ways to give the inner head (the second merges with a base config's
+    ``decode_head``/``auxiliary_head`` dict, so a config inheriting a stock
+    DeepLabV3+ writes only
+    ``decode_head=dict(type='TemporalFusionHead',
+    wrapped_type='DepthwiseSeparableASPPHead')``):
+
+    * ``TemporalFusionHead(head=dict(type='FCNHead', ...))``
+    * ``TemporalFusionHead(wrapped_type='FCNHead', **fcn_head_kwargs)``
+
+    Fusion, on the logits at the head's resolution (before the inner head
+    resizes them for its loss or prediction):
+
+    * ``'inverse_warp'`` (default): frame t's logits are warped back with the
+      inverse of its forward map (``das_matrices[t]`` of the image's
+      metainfo, normalised forward maps of :mod:`mmdas.geometry` relative to
+      the whole network input) and averaged over the frames in which the
+      pixel was inside the frame. A pixel inside no frame gets the plain mean
+      of the unwarped logits (with the ``'symmetric'`` frame profile the
+      middle frame is the image itself, so this never happens).
+    * ``'mean'``: the plain average over frames, as the paper's code does
+      (only the reference frame is aligned with the label).
+
+    With one frame per image the logits pass unchanged (no matrices needed),
+    so the head is then numerically the inner head.
+
+    Slide inference: mmseg's ``slide_inference`` does not tell the head where
+    a crop lies, and matrices relative to the whole input do not hold for a
+    crop. When a crop may be smaller than the input, ``'inverse_warp'`` falls
+    back to ``'mean'`` for that crop and warns once.
+
+    Args:
+        head (dict, optional): Config of the inner decode head.
+        wrapped_type (str, optional): Type of the inner head; the remaining
+            keyword arguments (including ``init_cfg``) are its arguments.
+        fusion (str): ``'inverse_warp'`` or ``'mean'``.
+        num_frames (int, optional): Frames per image; checked against the
+            number of frames found (feature batch // number of images).
+        matrices_key (str): Metainfo key of the ``[T, 3, 3]`` matrices.
+            Defaults to ``'das_matrices'``.
+    """
+
+    def __init__(self,
+                 head: Optional[dict] = None,
+                 wrapped_type: Optional[str] = None,
+                 fusion: str = 'inverse_warp',
+                 num_frames: Optional[int] = None,
+                 matrices_key: str = 'das_matrices',
+                 **kwargs):
+        super().__init__(init_cfg=None)
+        if fusion not in FUSIONS:
+            raise ValueError(f'fusion: got {fusion!r}; valid choices are '
+                             f'{list(FUSIONS)}.')
+        if num_frames is not None and (not isinstance(num_frames, int)
+                                       or num_frames < 1):
+            raise ValueError(f'num_frames: got {num_frames!r}; it must be an '
+                             'int >= 1 or None.')
+        self.head = SEG_MODELS.build(
+            inner_cfg(head, wrapped_type, kwargs, type(self).__name__))
+        self.fusion = fusion
+        self.num_frames = num_frames
+        self.matrices_key = matrices_key
+        self._warned_slide = False
+
+    # What EncoderDecoder, the losses and the visualiser read.
+    @property
+    def align_corners(self) -> bool:
+        return self.head.align_corners
+
+    @property
+    def num_classes(self) -> int:
+        return self.head.num_classes
+
+    @property
+    def out_channels(self) -> int:
+        return self.head.out_channels
+
+    @property
+    def ignore_index(self) -> int:
+        return self.head.ignore_index
+
+    @property
+    def threshold(self):
+        return self.head.threshold
+
+    @property
+    def loss_decode(self):
+        return self.head.loss_decode
+
+    def __getattr__(self, name: str):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            modules = self.__dict__.get('_modules', {})
+            if name.startswith('__') or 'head' not in modules:
+                raise
+            return getattr(modules['head'], name)
+
+    def forward(self, inputs: Tuple[Tensor]) -> Tensor:
+        """Per-frame logits ``[N*T, K, h, w]`` of the inner head (unfused:
+        fusing needs the images' metainfo, see :meth:`fuse`)."""
+        return self.head.forward(inputs)
+
+    def fuse(self, seg_logits: Tensor, batch_img_metas: Sequence) -> Tensor:
+        """Fuse ``[N*T, K, h, w]`` per-frame logits into ``[N, K, h, w]``.
+
+        Args:
+            seg_logits (Tensor): Per-frame logits, frame t of image n at
+                ``n*T + t``.
+            batch_img_metas (Sequence[dict | SegDataSample]): One per image.
+
+        Returns:
+            Tensor: Fused logits.
+        """
+        num_images = len(batch_img_metas)
+        nt = seg_logits.shape[0]
+        frames = frames_per_image(nt, num_images, self.num_frames,
+                                  type(self).__name__)
+        per_image = seg_logits.view(num_images, frames,
+                                    *seg_logits.shape[1:])
+        if frames == 1:
+            return per_image[:, 0]
+        mean = per_image.mean(1)
+        if self.fusion == 'mean' or self._is_partial_crop(batch_img_metas):
+            return mean
+
+        mats = self._matrices(batch_img_metas, frames, seg_logits.device)
+        warped, valid = inverse_warp(seg_logits, mats.view(nt, 3, 3))
+        warped = warped.view_as(per_image)
+        valid = valid.view(num_images, frames, 1,
+                           *seg_logits.shape[2:]).to(seg_logits.dtype)
+        count = valid.sum(1)
+        fused = (warped * valid).sum(1) / count.clamp_min(1)
+        return torch.where(count > 0, fused, mean)
+
+    def _matrices(self, batch_img_metas: Sequence, frames: int,
+                  device) -> Tensor:
+        mats = []
+        for i, sample in enumerate(batch_img_metas):
+            info = _metainfo(sample)
+            if self.matrices_key not in info:
+                raise KeyError(
+                    f"{type(self).__name__}: fusion='inverse_warp' needs the "
+                    f"per-frame matrices in each image's metainfo key "
+                    f"'{self.matrices_key}' (image {i} has none). Make the "
+                    'frames with a DAS data preprocessor or the '
+                    "DASImageToVideo transform, or set fusion='mean'.")
+            m = info[self.matrices_key]
+            m = torch.from_numpy(np.asarray(m)) if not isinstance(
+                m, Tensor) else m
+            if tuple(m.shape) != (frames, 3, 3):
+                raise ValueError(
+                    f"{type(self).__name__}: '{self.matrices_key}' of image "
+                    f'{i} has shape {tuple(m.shape)}, expected ({frames}, 3, '
+                    '3) for the frames the backbone produced.')
+            mats.append(m.to(device=device, dtype=torch.float32))
+        return torch.stack(mats)
+
+    def _is_partial_crop(self, batch_img_metas: Sequence) -> bool:
+        """Whether mmseg's slide inference may be decoding a partial crop."""
+        info = _metainfo(batch_img_metas[0])
+        if not isinstance(info.get('img_shape'), torch.Size):
+            return False  # whole inference and training keep tuples
+        pad_shape = info.get('pad_shape')
+        if pad_shape is not None and tuple(
+                pad_shape[:2]) == tuple(info['img_shape']):
+            return False
+        if not self._warned_slide:
+            warnings.warn(
+                f"{type(self).__name__}: slide inference decodes crops whose "
+                "position mmseg does not pass to the head, so "
+                "fusion='inverse_warp' falls back to 'mean' on them.")
+            self._warned_slide = True
+        return True
+
+    def loss(self, inputs: Tuple[Tensor], batch_data_samples: Sequence,
+             train_cfg) -> dict:
+        """Fuse the frames, then the inner head's ``loss_by_feat``."""
+        seg_logits = self.fuse(self.forward(inputs), batch_data_samples)
+        return self.head.loss_by_feat(seg_logits, batch_data_samples)
+
+    def predict(self, inputs: Tuple[Tensor], batch_img_metas: List[dict],
+                test_cfg) -> Tensor:
+        """Fuse the frames, then the inner head's ``predict_by_feat``."""
+        seg_logits = self.fuse(self.forward(inputs), batch_img_metas)
+        return self.head.predict_by_feat(seg_logits, batch_img_metas)
+
