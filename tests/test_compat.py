@@ -59,7 +59,11 @@ def test_fallback_leaves_working_mmcv_ops_alone():
         import sys, types
         full_ops = types.ModuleType('mmcv.ops')
         # stands for full mmcv's module: every op exists
-        full_ops.__getattr__ = lambda name: (lambda *a, **k: 'compiled')
+        def op(name):
+            if name.startswith('__'):
+                raise AttributeError(name)
+            return lambda *a, **k: 'compiled'
+        full_ops.__getattr__ = op
         sys.modules['mmcv.ops'] = full_ops
         import mmdas
         from mmdas import compat
