@@ -96,6 +96,8 @@ class DASCell(BaseModule):
                              f'DASCell.ops {list(ops)}.')
         values = []
         for i, op in enumerate(ops):
+            if op not in geometry.OPS:
+                geometry.check_op(op, 0.0, f'DASCell.ops[{i}]')
             value = magnitudes.get(op, DEFAULT_MAGNITUDES.get(op))
             if value is None:
                 raise ValueError(f"DASCell.magnitudes['{op}']: missing; op "
