@@ -96,18 +96,22 @@ def warp_frames(frames: Tensor,
     if tuple(mats.shape) != (n, t, 3, 3):
         raise ValueError(f'warp_frames: maps of shape {tuple(mats.shape)} do '
                          f'not fit {t} frames of {n} videos.')
-    bg = None
-    if background is not None:
-        bg = torch.as_tensor(background, dtype=frames.dtype,
-                             device=frames.device)
-        bg = bg.reshape(-1, 1, 1) if bg.dim() else bg
-    flat = frames.reshape(n * t, c, h, w)
-    out = warp(flat if bg is None else flat - bg, mats.reshape(n * t, 3, 3))
-    if bg is not None:
-        out = out + bg
-        # (x - bg) + bg is not bit-exact: put identity frames back untouched
-        eye = torch.eye(3, dtype=mats.dtype, device=mats.device)
-        ident = (mats.reshape(n * t, 3, 3) == eye).flatten(1).all(dim=1)
-        if bool(ident.any()):
-            out = torch.where(ident[:, None, None, None], flat, out)
-    return out.view(n, t, c, h, w)
+    flat_mats = mats.reshape(n * t, 3, 3)
+    if background is None:
+        out = warp(frames.reshape(n * t, c, h, w), flat_mats)
+        return out.view(n, t, c, h, w)
+    bg = torch.as_tensor(background, dtype=frames.dtype, device=frames.device)
+    bg = bg.reshape(-1, 1, 1) if bg.dim() else bg
+    if frames.stride(1) == 0:
+        # a repeated image (expanded view): shift it once, copy once
+        shifted = (frames[:, :1] - bg).expand(n, t, c, h, w)
+    else:
+        shifted = frames - bg
+    out = warp(shifted.reshape(n * t, c, h, w), flat_mats)
+    out = out.add_(bg).view(n, t, c, h, w)
+    # (x - bg) + bg is not bit-exact: put identity frames back untouched
+    eye = torch.eye(3, dtype=mats.dtype, device=mats.device)
+    ident = (mats == eye).flatten(2).all(dim=2)  # [N, T]
+    if bool(ident.any()):
+        out[ident] = frames[ident]
+    return out
