@@ -201,7 +201,7 @@ class DASCell(BaseModule):
         t = self.num_frames
         if weights is None:
             weights = self.edge_weights()
-        weights = weights.to(images.dtype)
+        weights = weights.to(device=images.device, dtype=images.dtype)
         # one host sync per call, to skip zero-weight ops without computing
         host = weights.detach().cpu().tolist()
         active = [[v != 0 for v in row] for row in host]
