@@ -120,25 +120,38 @@ OPS: Dict[str, OpSpec] = {
 }
 
 
-def check_op(op: str, magnitude: float, field: str = 'op') -> None:
+def check_op(op: str,
+             magnitude: float,
+             field: str = 'op',
+             magnitude_field: Optional[str] = None) -> None:
     """Raise a ``ValueError`` naming the field if ``op``/``magnitude`` is bad.
 
     Args:
         op (str): Op name.
         magnitude (float): Magnitude per step.
-        field (str): Config field to name in the message.
+        field (str): Config field to name in the message about the op.
+        magnitude_field (str, optional): Config field to name in the message
+            about the magnitude. Defaults to ``field``.
     """
-    if op not in OPS:
+    magnitude_field = magnitude_field or field
+    if not isinstance(op, str) or op not in OPS:
         raise ValueError(f'{field}: unknown DAS op {op!r}; valid ops are '
                          f'{sorted(OPS)}.')
     spec = OPS[op]
+    if isinstance(magnitude, Tensor) and magnitude.numel() == 1:
+        magnitude = magnitude.item()
+    if isinstance(magnitude, bool) or not isinstance(magnitude,
+                                                     (int, float)):
+        raise ValueError(
+            f'{magnitude_field}: magnitude {magnitude!r} of op {op!r} is not '
+            f'a number ({spec.unit}).')
     value = float(magnitude)
     too_low = value <= spec.low if spec.exclusive_low else value < spec.low
     if too_low or value > spec.high or math.isnan(value):
         bracket = '(' if spec.exclusive_low else '['
         raise ValueError(
-            f'{field}: magnitude {magnitude!r} of op {op!r} is out of range '
-            f'{bracket}{spec.low}, {spec.high}] ({spec.unit}).')
+            f'{magnitude_field}: magnitude {magnitude!r} of op {op!r} is out '
+            f'of range {bracket}{spec.low}, {spec.high}] ({spec.unit}).')
 
 
 def frame_offsets(num_frames: int,
@@ -194,12 +207,17 @@ def op_matrices(op: str, magnitude: Number, offsets: Tensor, height: int,
     """
     if op not in OPS:
         check_op(op, 0.0)
-    offsets = offsets.float()
-    magnitude = _as_tensor(magnitude, offsets).to(offsets.dtype)
+    # float64 magnitudes keep float64 (finite-difference checks need it)
+    dtype = (magnitude.dtype if isinstance(magnitude, Tensor)
+             and magnitude.dtype == torch.float64 else torch.float32)
+    offsets = offsets.to(dtype)
+    magnitude = _as_tensor(magnitude, offsets).to(dtype)
     centred = OPS[op].build(magnitude, offsets, height, width)
-    to_norm = _centred_to_normalised(height, width, centred)
-    to_pix = torch.linalg.inv(to_norm)
-    return to_norm @ centred @ to_pix
+    # D @ M @ D^-1 for diagonal D, written entrywise: the ratio matrix has
+    # exact ones on its diagonal, so a zero offset gives an exact identity
+    # (a matrix inverse would leave 1 +- 1 ulp and break exact copies).
+    scale = torch.diagonal(_centred_to_normalised(height, width, centred))
+    return centred * (scale[:, None] / scale[None, :])
 
 
 def policy_matrices(transforms: Sequence[Tuple[str, Number]],
@@ -253,6 +271,13 @@ def _sample(inputs: Tensor, sampling: Tensor, mode: str,
         inputs, grid, mode=mode, padding_mode='zeros', align_corners=False)
     # a small tolerance keeps exact border pixels valid despite rounding
     valid = (grid.abs() <= 1 + 1e-4).all(dim=-1).unsqueeze(1)
+    if (height, width) == tuple(inputs.shape[-2:]):
+        # affine_grid's pixel centres are off by ~1e-6 even for the identity,
+        # so frames with an exact identity map are copied, bit for bit
+        eye = torch.eye(3, dtype=sampling.dtype, device=sampling.device)
+        ident = (sampling == eye).flatten(1).all(dim=1)
+        if bool(ident.any()):
+            out = torch.where(ident[:, None, None, None], inputs, out)
     return out, valid
 
 
@@ -274,9 +299,18 @@ def warp(inputs: Tensor,
     """
     dtype = inputs.dtype
     work = inputs if dtype.is_floating_point else inputs.float()
-    out, valid = _sample(work, torch.linalg.inv(mats.float()), mode, None)
-    if fill is not None:
-        out = torch.where(valid, out, out.new_tensor(float(fill)))
+    sampling = torch.linalg.inv(mats.to(work.dtype))
+    if mode == 'nearest' and fill is not None:
+        # Labels: shift values by +1 so that grid_sample's zero padding marks
+        # exactly the samples taken outside the image. A geometric validity
+        # test could disagree with the nearest lookup on the border and let
+        # a padding 0 through as an invented label.
+        out, _ = _sample(work + 1, sampling, mode, None)
+        out = torch.where(out == 0, out.new_tensor(float(fill)), out - 1)
+    else:
+        out, valid = _sample(work, sampling, mode, None)
+        if fill is not None:
+            out = torch.where(valid, out, out.new_tensor(float(fill)))
     return out if dtype.is_floating_point else out.round().to(dtype)
 
 
@@ -295,4 +329,5 @@ def inverse_warp(maps: Tensor,
         tuple[Tensor, Tensor]: Maps in image geometry ``[B, C, h, w]`` and a
         ``[B, 1, h, w]`` bool mask of pixels that were inside the frame.
     """
-    return _sample(maps, mats.float(), mode, None)
+    dtype = maps.dtype if maps.dtype.is_floating_point else torch.float32
+    return _sample(maps, mats.to(dtype), mode, None)

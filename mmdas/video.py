@@ -1,50 +1,118 @@
-"""Layout of a DAS video at the model interface.
+"""The layout in which a DAS video crosses the model interface.
 
-A DAS video of ``T`` frames travels through mmseg's and mmpretrain's stock
-data structures as an ordinary image whose channels are the frames stacked
-frame-major: ``[N, T*C, H, W]``, frame ``t`` being channels
-``t*C:(t+1)*C``. Keeping dim 0 equal to the number of images lets
-``EncoderDecoder`` (padding, slide-inference crops, one data sample per image)
-and ``ImageClassifier`` work unchanged. Inside the backbone the frames are
-unfolded into the batch, ``[N*T, C, H, W]`` with index ``n*T + t``, which is
-the layout of mmaction2's 2D recognisers and of the temporal modules.
+mmseg's ``EncoderDecoder`` (slide inference, padding, one data sample per
+image) and mmpretrain's classifiers only work when dim 0 of ``inputs`` is the
+number of images N. A T-frame video therefore travels **frame-major along the
+channels**: ``[N, T*C, H, W]`` where frame ``t`` is channels
+``t*C:(t+1)*C``. The backbone unfolds it to ``[N*T, C, H, W]``.
 """
+from typing import Optional, Union
+
+import torch
 from torch import Tensor
 
+from .geometry import warp
 
-def stack_frames(x: Tensor) -> Tensor:
-    """Stack the frames of ``[N, T, C, H, W]`` along channels.
+__all__ = ['stack_frames', 'unstack_frames', 'warp_frames', 'DAS_META_KEYS']
+
+#: Metainfo keys that carry a DAS video's geometry; add them to the
+#: ``meta_keys`` of ``PackSegInputs`` / ``PackInputs`` (see
+#: :mod:`mmdas.datasets.transforms`).
+DAS_META_KEYS = ('das_matrices', 'das_num_frames', 'das_reference_frame')
+
+
+def stack_frames(frames: Tensor) -> Tensor:
+    """``[N, T, C, H, W]`` frames to the interface layout ``[N, T*C, H, W]``.
 
     Args:
-        x (Tensor): ``[N, T, C, H, W]`` videos.
+        frames (Tensor): ``[N, T, C, H, W]`` video.
 
     Returns:
-        Tensor: ``[N, T*C, H, W]``, frame ``t`` in channels ``t*C:(t+1)*C``.
+        Tensor: ``[N, T*C, H, W]``, frame-major (a view when possible).
     """
-    if x.dim() != 5:
-        raise ValueError('stack_frames expects [N, T, C, H, W], got shape '
-                         f'{tuple(x.shape)}.')
-    n, t, c, h, w = x.shape
-    return x.reshape(n, t * c, h, w)
+    if frames.dim() != 5:
+        raise ValueError('stack_frames expects [N, T, C, H, W] frames, got '
+                         f'shape {tuple(frames.shape)}.')
+    n, t, c, h, w = frames.shape
+    return frames.reshape(n, t * c, h, w)
 
 
-def unstack_frames(x: Tensor, num_frames: int) -> Tensor:
-    """Unfold frames stacked along channels into the batch.
+def unstack_frames(inputs: Tensor, num_frames: int) -> Tensor:
+    """Interface layout ``[N, T*C, H, W]`` to ``[N*T, C, H, W]``.
 
     Args:
-        x (Tensor): ``[N, T*C, H, W]`` frame-major stacked videos.
+        inputs (Tensor): ``[N, T*C, H, W]`` frame-major video.
         num_frames (int): T.
 
     Returns:
-        Tensor: ``[N*T, C, H, W]``; frame ``t`` of image ``n`` is at
-        ``n*T + t``.
+        Tensor: ``[N*T, C, H, W]``; rows ``n*T:(n+1)*T`` are image n's
+        frames in order.
     """
-    if x.dim() != 4:
-        raise ValueError('unstack_frames expects [N, T*C, H, W], got shape '
-                         f'{tuple(x.shape)}.')
-    n, tc, h, w = x.shape
+    if inputs.dim() != 4:
+        raise ValueError('unstack_frames expects [N, T*C, H, W] inputs, got '
+                         f'shape {tuple(inputs.shape)}.')
+    n, tc, h, w = inputs.shape
     if num_frames < 1 or tc % num_frames:
         raise ValueError(
-            f'unstack_frames: {tc} channels cannot hold num_frames='
-            f'{num_frames} frames (channels must be num_frames * C).')
-    return x.reshape(n * num_frames, tc // num_frames, h, w)
+            f'unstack_frames: {tc} input channels cannot hold num_frames='
+            f'{num_frames} '
+            f'frames; the DAS layout is [N, T*C, H, W] (frames stacked along '
+            f'channels), so channels must be a multiple of T. Is the DAS '
+            f'transform or data preprocessor missing from the config, or does '
+            f'num_frames differ between them and the backbone?')
+    return inputs.reshape(n * num_frames, tc // num_frames, h, w)
+
+
+def warp_frames(frames: Tensor,
+                mats: Tensor,
+                background: Optional[Union[float, Tensor]] = None) -> Tensor:
+    """Warp every frame of a batch of videos with its own map, in one call.
+
+    This is the batched frame generator shared by the CPU transform, the
+    on-device preprocessors and :class:`~mmdas.models.DASCell`: one
+    ``grid_sample`` over all ``N * T`` frames, no Python loop over frames.
+
+    Pixels that come from outside the image take the value ``background``
+    (blended bilinearly at the border, exactly as ``grid_sample``'s zero
+    padding does for 0). Warping normalised images with ``background`` set to
+    the normalised value of a black pixel therefore gives the same frames as
+    warping the raw image with zero fill and normalising afterwards.
+
+    Args:
+        frames (Tensor): ``[N, T, C, H, W]`` frames (an expanded view such as
+            ``img[:, None].expand(-1, T, -1, -1, -1)`` is fine).
+        mats (Tensor): ``[T, 3, 3]`` forward maps shared by the batch, or
+            ``[N, T, 3, 3]`` (normalised coordinates, see
+            :mod:`mmdas.geometry`).
+        background (float | Tensor, optional): Fill value, a scalar or one
+            value per channel ``[C]``. Defaults to 0.
+
+    Returns:
+        Tensor: ``[N, T, C, H, W]``. Frames whose map is exactly the identity
+        are bit-exact copies of the input frames.
+    """
+    n, t, c, h, w = frames.shape
+    if mats.dim() == 3:
+        mats = mats.unsqueeze(0).expand(n, -1, -1, -1)
+    if tuple(mats.shape) != (n, t, 3, 3):
+        raise ValueError(f'warp_frames: maps of shape {tuple(mats.shape)} do '
+                         f'not fit {t} frames of {n} videos.')
+    flat_mats = mats.reshape(n * t, 3, 3)
+    if background is None:
+        out = warp(frames.reshape(n * t, c, h, w), flat_mats)
+        return out.view(n, t, c, h, w)
+    bg = torch.as_tensor(background, dtype=frames.dtype, device=frames.device)
+    bg = bg.reshape(-1, 1, 1) if bg.dim() else bg
+    if frames.stride(1) == 0:
+        # a repeated image (expanded view): shift it once, copy once
+        shifted = (frames[:, :1] - bg).expand(n, t, c, h, w)
+    else:
+        shifted = frames - bg
+    out = warp(shifted.reshape(n * t, c, h, w), flat_mats)
+    out = out.add_(bg).view(n, t, c, h, w)
+    # (x - bg) + bg is not bit-exact: put identity frames back untouched
+    eye = torch.eye(3, dtype=mats.dtype, device=mats.device)
+    ident = (mats == eye).flatten(2).all(dim=2)  # [N, T]
+    if bool(ident.any()):
+        out[ident] = frames[ident]
+    return out

@@ -1,0 +1,8 @@
+from .das_image_to_video import (DAS_CLS_META_KEYS, DAS_SEG_META_KEYS,
+                                 DASImageToVideo)
+from .formatting import PackDASInputs, PackDASSegInputs
+
+__all__ = [
+    'DASImageToVideo', 'PackDASSegInputs', 'PackDASInputs',
+    'DAS_SEG_META_KEYS', 'DAS_CLS_META_KEYS'
+]

@@ -20,6 +20,8 @@ from mmengine.logging import print_log
 from mmengine.runner.checkpoint import CheckpointLoader
 from torch import Tensor
 
+from mmdas.video import unstack_frames
+
 from ..temporal import (GateShiftFuse, TemporalConv2d, TemporalShift,
                         check_temporal_args)
 
@@ -128,7 +130,7 @@ class VideoResNetMixin:
         c, t = self.frame_channels, self.num_frames
         name = type(self).__name__
         if channels == c * t:
-            return x.reshape(batch * t, c, *x.shape[2:])
+            return unstack_frames(x, t)
         if channels == c:
             if batch % t:
                 raise ValueError(

@@ -1,0 +1,3 @@
+from .das_preprocessor import DASClsDataPreprocessor, DASSegDataPreProcessor
+
+__all__ = ['DASSegDataPreProcessor', 'DASClsDataPreprocessor']

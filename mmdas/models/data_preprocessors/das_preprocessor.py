@@ -1,0 +1,254 @@
+"""Data preprocessors that turn each image into a DAS video on the device.
+
+Both preprocessors hand the model ``inputs`` of shape ``[N, T*C, H, W]``
+(frames stacked frame-major along the channels, see :mod:`mmdas.video`) and
+put into every data sample's metainfo:
+
+- ``das_matrices``: float32 ``[T, 3, 3]`` forward maps of the frames in
+  normalised coordinates (:mod:`mmdas.geometry`), on the inputs' device;
+- ``das_num_frames`` and ``das_reference_frame`` (ints).
+
+Two modes:
+
+- **on-device generation** (``policy=...`` or ``cell=...``): the parent
+  preprocessor first does its usual work on the 3-channel images (BGR->RGB,
+  normalisation, padding and stacking), then all T frames of all images are
+  warped in one batched ``grid_sample``. Frames are therefore made on the
+  padded canvas, and the maps refer to it. Pixels from outside the image
+  are black, exactly as in :class:`~mmdas.datasets.DASImageToVideo`.
+- **frames from the pipeline** (neither given): ``inputs`` already hold the
+  ``T*C`` channels made by ``DASImageToVideo``; each frame is colour
+  converted and normalised like a 3-channel image, and the maps are read
+  from the metainfo that ``PackDASSegInputs`` / ``PackDASInputs`` packed.
+
+For the same policy both modes give the same ``inputs`` (up to float
+rounding) as long as the batch needs no padding.
+"""
+import contextlib
+from typing import Optional, Union
+
+import numpy as np
+import torch
+import torch.nn as nn
+from mmpretrain.models import ClsDataPreprocessor
+from mmseg.models import SegDataPreProcessor
+from torch import Tensor
+
+from mmdas.policy import DASPolicy, build_policy, check_num_frames
+from mmdas.registry import MODELS
+from mmdas.video import stack_frames, warp_frames
+
+
+class _DASVideoMixin:
+    """What the mmseg and mmpretrain DAS preprocessors share."""
+
+    #: attribute of the parent that switches BGR<->RGB conversion on
+    _conversion_attr = ''
+
+    def _init_das(self, policy, cell, num_frames, name: str) -> None:
+        if policy is not None and cell is not None:
+            raise ValueError(f'{name}: give either `policy` (a fixed DAS '
+                             f'policy) or `cell` (a DASCell to search), not '
+                             f'both.')
+        self.policy: Optional[DASPolicy] = None
+        self.cell: Optional[nn.Module] = None
+        if policy is not None:
+            self.policy = build_policy(policy, field=f'{name}.policy')
+            frames = self.policy.num_frames
+        elif cell is not None:
+            self.cell = MODELS.build(cell) if isinstance(cell, dict) else cell
+            frames = self.cell.num_frames
+        else:
+            frames = None
+        if num_frames is not None:
+            num_frames = check_num_frames(num_frames, f'{name}.num_frames')
+            if frames is not None and frames != num_frames:
+                raise ValueError(
+                    f'{name}.num_frames: {num_frames} differs from the '
+                    f'{frames} frames of the policy/cell; leave it out.')
+        self.num_frames = frames if frames is not None else num_frames
+        self._das_name = name
+
+    @property
+    def generates_frames(self) -> bool:
+        """Whether frames are made here (True) or come from the pipeline."""
+        return self.policy is not None or self.cell is not None
+
+    def _background(self, channels: int, like: Tensor) -> Tensor:
+        """Per-channel value of a black raw pixel after normalisation."""
+        if self._enable_normalize and self.mean.numel() == channels:
+            return (-self.mean / self.std).reshape(channels).to(like)
+        return like.new_zeros(channels)
+
+    def _make_video(self, inputs: Tensor):
+        """``[N, C, H, W]`` -> ``[N, T*C, H, W]`` and ``[T, 3, 3]`` maps."""
+        _, channels, height, width = inputs.shape
+        background = self._background(channels, inputs)
+        if self.cell is not None:
+            frames, mats = self.cell(inputs, background=background)
+        else:
+            mats = self.policy.matrices(height, width, inputs.device)
+            frames = warp_frames(
+                inputs.unsqueeze(1).expand(-1, self.num_frames, -1, -1, -1),
+                mats, background)
+        return stack_frames(frames), mats.float()
+
+    def _set_das_metainfo(self, data_samples, mats: Tensor) -> None:
+        if data_samples is None:
+            return
+        reference = (self.policy.reference_frame if self.policy is not None
+                     else (self.num_frames // 2 if self.cell.profile ==
+                           'symmetric' else 0))
+        for sample in data_samples:
+            sample.set_metainfo(
+                dict(
+                    das_matrices=mats.detach(),
+                    das_num_frames=self.num_frames,
+                    das_reference_frame=reference))
+
+    def _frames_from_pipeline(self, data: dict, training: bool) -> dict:
+        """Colour-convert and normalise pipeline frames frame by frame."""
+        data = self.cast_data(data)
+        samples = data.get('data_samples', None)
+        inputs = data['inputs']
+        num_frames = self._pipeline_num_frames(samples, inputs)
+        convert = getattr(self, self._conversion_attr)
+
+        def per_frame(x: Tensor) -> Tensor:
+            # x: [..., T*C, H, W]; the parent's per-channel ops on each frame
+            *lead, tc, h, w = x.shape
+            video = x.reshape(*lead, num_frames, tc // num_frames, h, w)
+            if convert and video.shape[-3] == 3:
+                video = video.flip(-3)
+            video = video.float()
+            if self._enable_normalize:
+                video = (video - self.mean) / self.std
+            return video.reshape(*lead, tc, h, w)
+
+        if isinstance(inputs, Tensor):
+            data['inputs'] = per_frame(inputs)
+        else:
+            data['inputs'] = [per_frame(x) for x in inputs]
+        with self._parent_skips_colour_and_normalisation():
+            out = super().forward(data, training)
+        if samples is not None:
+            device = out['inputs'].device
+            for sample in out['data_samples']:
+                mats = torch.as_tensor(
+                    np.asarray(sample.metainfo['das_matrices']),
+                    dtype=torch.float32)
+                sample.set_metainfo(dict(das_matrices=mats.to(device)))
+        return out
+
+    def _pipeline_num_frames(self, samples, inputs) -> int:
+        channels = (inputs.shape[1] if isinstance(inputs, Tensor) else
+                    inputs[0].shape[0])
+        name = self._das_name
+        meta = samples[0].metainfo if samples else {}
+        if samples and 'das_matrices' not in meta:
+            raise KeyError(
+                f'{name}: no `das_matrices` in the data samples. With neither '
+                f'`policy` nor `cell`, frames must come from the '
+                f'DASImageToVideo transform, packed by PackDASSegInputs / '
+                f'PackDASInputs (or PackSegInputs / PackInputs with '
+                f'meta_keys including das_matrices, das_num_frames, '
+                f'das_reference_frame).')
+        num_frames = meta.get('das_num_frames', self.num_frames)
+        if num_frames is None:
+            raise ValueError(f'{name}: cannot tell the number of frames; set '
+                             f'`num_frames` or pack the DAS metainfo.')
+        if self.num_frames is not None and num_frames != self.num_frames:
+            raise ValueError(
+                f'{name}.num_frames: {self.num_frames}, but the pipeline '
+                f'made {num_frames} frames.')
+        per_frame = self.mean.numel() if self._enable_normalize else None
+        if channels % num_frames or (per_frame and
+                                     channels != num_frames * per_frame):
+            raise ValueError(
+                f'{name}: inputs have {channels} channels, which is not '
+                f'{num_frames} frames of '
+                f'{per_frame or "equal-sized"} channels. Is DASImageToVideo '
+                f'missing from the pipeline, or should the preprocessor '
+                f'generate frames (`policy=` or `cell=`)?')
+        return num_frames
+
+    @contextlib.contextmanager
+    def _parent_skips_colour_and_normalisation(self):
+        # the parent only knows 3-channel images; frames were already done
+        saved = (getattr(self, self._conversion_attr), self._enable_normalize)
+        setattr(self, self._conversion_attr, False)
+        self._enable_normalize = False
+        try:
+            yield
+        finally:
+            setattr(self, self._conversion_attr, saved[0])
+            self._enable_normalize = saved[1]
+
+    def _das_forward(self, data: dict, training: bool) -> dict:
+        if not self.generates_frames:
+            return self._frames_from_pipeline(data, training)
+        out = super().forward(data, training)
+        inputs = out['inputs']
+        if isinstance(inputs, (list, tuple)):
+            raise TypeError(f'{self._das_name}: expected a stacked batch.')
+        out['inputs'], mats = self._make_video(inputs)
+        self._set_das_metainfo(out.get('data_samples'), mats)
+        return out
+
+
+@MODELS.register_module()
+class DASSegDataPreProcessor(_DASVideoMixin, SegDataPreProcessor):
+    """mmseg ``SegDataPreProcessor`` that outputs DAS videos
+    ``[N, T*C, H, W]``.
+
+    See :mod:`mmdas.models.data_preprocessors.das_preprocessor` for the two
+    modes. ``gt_sem_seg`` is left as the original label map: the fused
+    prediction is scored against the untransformed image.
+
+    Args:
+        policy (dict | str | DASPolicy, optional): Fixed policy
+            ``dict(transforms=[dict(op=..., magnitude=...)], num_frames=8,
+            profile='symmetric')`` or a policy JSON path.
+        cell (dict | DASCell, optional): A ``dict(type='DASCell', ...)`` to
+            search with; it becomes the submodule ``cell``.
+        num_frames (int, optional): Only to check the frames that come from
+            the pipeline when neither ``policy`` nor ``cell`` is given.
+        **kwargs: ``SegDataPreProcessor`` arguments (``mean``, ``std``,
+            ``bgr_to_rgb``, ``size``, ...), for 3-channel images: in the
+            pipeline mode they are applied frame by frame.
+    """
+    _conversion_attr = 'channel_conversion'
+
+    def __init__(self,
+                 policy: Optional[Union[dict, str, DASPolicy]] = None,
+                 cell: Optional[Union[dict, nn.Module]] = None,
+                 num_frames: Optional[int] = None,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self._init_das(policy, cell, num_frames, 'DASSegDataPreProcessor')
+
+    def forward(self, data: dict, training: bool = False) -> dict:
+        return self._das_forward(data, training)
+
+
+@MODELS.register_module()
+class DASClsDataPreprocessor(_DASVideoMixin, ClsDataPreprocessor):
+    """mmpretrain ``ClsDataPreprocessor`` that outputs DAS videos
+    ``[N, T*C, H, W]``.
+
+    Batch augmentations (mixup, cutmix) act on the images, before frames are
+    made. Arguments are as for :class:`DASSegDataPreProcessor`, plus the
+    ``ClsDataPreprocessor`` ones (``mean``, ``std``, ``to_rgb``, ...).
+    """
+    _conversion_attr = 'to_rgb'
+
+    def __init__(self,
+                 policy: Optional[Union[dict, str, DASPolicy]] = None,
+                 cell: Optional[Union[dict, nn.Module]] = None,
+                 num_frames: Optional[int] = None,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self._init_das(policy, cell, num_frames, 'DASClsDataPreprocessor')
+
+    def forward(self, data: dict, training: bool = False) -> dict:
+        return self._das_forward(data, training)

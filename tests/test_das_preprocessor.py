@@ -1,0 +1,176 @@
+"""DAS data preprocessors: on-device frames equal the CPU transform's."""
+import numpy as np
+import pytest
+import torch
+from mmengine.registry import init_default_scope
+
+import mmdas  # noqa: F401
+from mmdas.datasets.transforms import (DASImageToVideo, PackDASInputs,
+                                       PackDASSegInputs)
+from mmdas.models import (DASCell, DASClsDataPreprocessor,
+                          DASSegDataPreProcessor)
+from mmdas.video import stack_frames, unstack_frames
+
+MEAN = [123.675, 116.28, 103.53]
+STD = [58.395, 57.12, 57.375]
+POLICY = dict(
+    transforms=[
+        dict(op='rotate', magnitude=7.0),
+        dict(op='translate_x', magnitude=0.05),
+        dict(op='scale', magnitude=1.08)
+    ],
+    num_frames=5)
+H, W = 24, 32
+
+
+def _images(n=2, seed=0):
+    rng = np.random.RandomState(seed)
+    return [(rng.randint(0, 256, (H, W, 3)).astype(np.uint8),
+             rng.randint(0, 4, (H, W)).astype(np.uint8)) for _ in range(n)]
+
+
+def _collate(packed):
+    return dict(
+        inputs=[p['inputs'] for p in packed],
+        data_samples=[p['data_samples'] for p in packed])
+
+
+def _seg_batches(policy=POLICY):
+    from mmseg.datasets.transforms import PackSegInputs
+    to_video = DASImageToVideo(policy)
+    cpu, dev = [], []
+    for img, seg in _images():
+        sample = dict(img=img.copy(), gt_seg_map=seg.copy(), img_shape=(H, W))
+        cpu.append(PackDASSegInputs()(to_video(dict(sample))))
+        dev.append(PackSegInputs()(dict(sample)))
+    return _collate(cpu), _collate(dev)
+
+
+@pytest.mark.parametrize('training', [True, False])
+def test_seg_cpu_transform_equals_device_frames(training):
+    cpu_batch, dev_batch = _seg_batches()
+    common = dict(mean=MEAN, std=STD, bgr_to_rgb=True, size=(H, W))
+    from_pipeline = DASSegDataPreProcessor(**common)
+    on_device = DASSegDataPreProcessor(policy=POLICY, **common)
+    assert not from_pipeline.generates_frames and on_device.generates_frames
+    a = from_pipeline(cpu_batch, training)
+    b = on_device(dev_batch, training)
+    assert a['inputs'].shape == b['inputs'].shape == (2, 15, H, W)
+    assert torch.allclose(a['inputs'], b['inputs'], atol=1e-4)
+    # the reference frame is the normalised RGB image, bit for bit
+    img = torch.from_numpy(_images()[0][0]).permute(2, 0, 1).float()
+    rgb = (img.flip(0) - torch.tensor(MEAN)[:, None, None]) / \
+        torch.tensor(STD)[:, None, None]
+    assert torch.equal(b['inputs'][0, 6:9], rgb)
+    assert torch.equal(a['inputs'][0, 6:9], rgb)
+    # outside the image: black, normalised (not the mean colour)
+    corner = b['inputs'][0, 0:3, 0, 0]
+    assert torch.allclose(corner, -torch.tensor(MEAN) / torch.tensor(STD),
+                          atol=1e-3)
+    for sa, sb in zip(a['data_samples'], b['data_samples']):
+        ma, mb = sa.metainfo['das_matrices'], sb.metainfo['das_matrices']
+        assert isinstance(ma, torch.Tensor) and ma.dtype == torch.float32
+        assert ma.shape == (5, 3, 3) and torch.equal(ma, mb)
+        assert sa.das_num_frames == sb.das_num_frames == 5
+        assert sa.das_reference_frame == sb.das_reference_frame == 2
+        # the fusion target is the original label map
+        assert torch.equal(sa.gt_sem_seg.data, sb.gt_sem_seg.data)
+
+
+def test_cls_cpu_transform_equals_device_frames():
+    from mmpretrain.datasets.transforms import PackInputs
+    to_video = DASImageToVideo(POLICY)
+    cpu, dev = [], []
+    for label, (img, _) in enumerate(_images()):
+        sample = dict(img=img.copy(), gt_label=label, img_shape=(H, W))
+        cpu.append(PackDASInputs()(to_video(dict(sample))))
+        dev.append(PackInputs()(dict(sample)))
+    common = dict(mean=MEAN, std=STD, to_rgb=True)
+    a = DASClsDataPreprocessor(**common)(_collate(cpu), True)
+    b = DASClsDataPreprocessor(policy=POLICY, **common)(_collate(dev), True)
+    assert a['inputs'].shape == b['inputs'].shape == (2, 15, H, W)
+    assert torch.allclose(a['inputs'], b['inputs'], atol=1e-4)
+    assert [s.gt_label.item() for s in b['data_samples']] == [0, 1]
+    assert torch.equal(a['data_samples'][1].das_matrices,
+                       b['data_samples'][1].das_matrices)
+    # default_collate gives one stacked tensor: same frames
+    stacked = dict(
+        inputs=torch.stack(_collate(cpu)['inputs']),
+        data_samples=_collate(cpu)['data_samples'])
+    c = DASClsDataPreprocessor(**common)(stacked, False)
+    assert torch.allclose(c['inputs'], a['inputs'])
+
+
+def test_frames_are_made_on_the_padded_canvas():
+    _, dev_batch = _seg_batches()
+    pre = DASSegDataPreProcessor(
+        policy=POLICY, mean=MEAN, std=STD, size_divisor=16)
+    out = pre(dev_batch, True)
+    assert out['inputs'].shape == (2, 15, 32, 32)
+    from mmdas.geometry import policy_matrices, frame_offsets
+    ops = [(t['op'], t['magnitude']) for t in POLICY['transforms']]
+    assert torch.equal(out['data_samples'][0].das_matrices,
+                       policy_matrices(ops, frame_offsets(5), 32, 32))
+
+
+def test_cell_mode_reaches_alpha():
+    torch.manual_seed(0)
+    _, dev_batch = _seg_batches()
+    pre = DASSegDataPreProcessor(
+        cell=dict(type='DASCell', num_frames=4), mean=MEAN, std=STD,
+        size=(H, W))
+    assert isinstance(pre.cell, DASCell)
+    assert 'cell.alphas' in dict(pre.named_parameters())
+    out = pre(dev_batch, True)
+    assert out['inputs'].shape == (2, 12, H, W)
+    assert out['data_samples'][0].das_matrices.shape == (4, 3, 3)
+    assert out['data_samples'][0].das_reference_frame == 2
+    out['inputs'].pow(2).mean().backward()
+    assert pre.cell.alphas.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize('scope', ['mmseg', 'mmpretrain'])
+def test_builds_through_the_registry(scope):
+    import importlib
+    init_default_scope(scope)
+    models = importlib.import_module(f'{scope}.registry').MODELS
+    name = ('DASSegDataPreProcessor'
+            if scope == 'mmseg' else 'DASClsDataPreprocessor')
+    pre = models.build(dict(type=name, policy=POLICY, mean=MEAN, std=STD))
+    assert type(pre).__name__ == name and pre.num_frames == 5
+    pre = models.build(
+        dict(type=name, cell=dict(type='DASCell', num_frames=3)))
+    assert isinstance(pre.cell, DASCell)
+    with pytest.raises(ValueError, match=rf"{name}.policy.transforms\[0\]."
+                       r"magnitude: magnitude 3.0 of op 'scale'"):
+        models.build(
+            dict(type=name,
+                 policy=dict(transforms=[dict(op='scale', magnitude=3.0)])))
+
+
+def test_config_errors():
+    with pytest.raises(ValueError, match='either `policy`.*or `cell`'):
+        DASSegDataPreProcessor(policy=POLICY, cell=dict(type='DASCell'))
+    with pytest.raises(ValueError, match='num_frames: 4 differs'):
+        DASSegDataPreProcessor(policy=POLICY, num_frames=4)
+    # pipeline mode without the DAS transform / metainfo
+    _, dev_batch = _seg_batches()
+    pre = DASSegDataPreProcessor(mean=MEAN, std=STD, size=(H, W))
+    with pytest.raises(KeyError, match='no `das_matrices`.*PackDASSegInputs'):
+        pre(dev_batch, True)
+    cpu_batch, _ = _seg_batches()
+    with pytest.raises(ValueError, match='num_frames: 8, but the pipeline '
+                       'made 5'):
+        DASSegDataPreProcessor(mean=MEAN, std=STD, num_frames=8)(cpu_batch)
+
+
+def test_stack_and_unstack_frames():
+    frames = torch.rand(2, 4, 3, 5, 6)
+    stacked = stack_frames(frames)
+    assert stacked.shape == (2, 12, 5, 6)
+    assert torch.equal(stacked[1, 3:6], frames[1, 1])
+    flat = unstack_frames(stacked, 4)
+    assert flat.shape == (8, 3, 5, 6)
+    assert torch.equal(flat[4 + 2], frames[1, 2])
+    with pytest.raises(ValueError, match='12 input channels cannot hold num_frames=5'):
+        unstack_frames(stacked, 5)

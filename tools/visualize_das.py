@@ -1,0 +1,152 @@
+"""See what a DAS policy does to an image before training with it.
+
+Writes the T frames as one PNG strip and as an animated GIF; with
+``--label`` also the warped label maps blended over the frames (pixels that
+came from outside the image show the ignore index, uncoloured).
+
+Examples::
+
+    python tools/visualize_das.py demo.jpg --op rotate --magnitude 5 \\
+        --num-frames 8 --out work_dirs/rotate
+    python tools/visualize_das.py demo.jpg --policy my_policy.json \\
+        --label demo_label.png --out work_dirs/policy.png
+
+``--out PATH`` names the strip (``.png`` is added if missing); the GIF goes
+next to it with the suffix ``.gif`` and the overlay strip and GIF get
+``_label`` before the suffix.
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+from typing import Dict, List, Optional
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from mmdas.datasets.transforms import DASImageToVideo  # noqa: E402
+from mmdas.policy import DASPolicy  # noqa: E402
+
+#: gap between frames in the strip, in pixels (white)
+GAP = 4
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Write the frames of a DAS policy as a PNG strip and an '
+        'animated GIF')
+    parser.add_argument('image', help='input image')
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument('--policy', help='policy JSON file')
+    source.add_argument('--op', help='a single op, e.g. rotate')
+    parser.add_argument(
+        '--magnitude', type=float, help='per-step magnitude of --op')
+    parser.add_argument(
+        '--num-frames', type=int, default=None,
+        help='T (default: the policy file\'s, else 8)')
+    parser.add_argument(
+        '--profile', default=None, help="'symmetric' (default) or 'forward'")
+    parser.add_argument('--label', help='label map (PNG of class indices)')
+    parser.add_argument(
+        '--ignore-index', type=int, default=255,
+        help='label of pixels from outside the image')
+    parser.add_argument(
+        '--duration', type=int, default=150, help='GIF frame time in ms')
+    parser.add_argument('--out', required=True, help='output PNG path')
+    args = parser.parse_args(argv)
+    if args.op is not None and args.magnitude is None \
+            and args.op != 'identity':
+        parser.error('--op needs --magnitude')
+    return args
+
+
+def build_policy(args) -> DASPolicy:
+    if args.policy:
+        cfg = DASPolicy.load(args.policy).to_dict()
+    else:
+        cfg = dict(
+            transforms=[dict(op=args.op, magnitude=args.magnitude or 0.0)])
+    if args.num_frames is not None:
+        cfg['num_frames'] = args.num_frames
+    if args.profile is not None:
+        cfg['profile'] = args.profile
+    return DASPolicy.from_dict(cfg, field='policy')
+
+
+def palette(num: int = 256) -> np.ndarray:
+    """A fixed RGB colour per class."""
+    return np.random.RandomState(0).randint(40, 256, (num, 3)).astype(np.uint8)
+
+
+def overlay(frame: np.ndarray, label: np.ndarray, ignore_index: int,
+            alpha: float = 0.5) -> np.ndarray:
+    """Blend class colours over an RGB frame; ignored pixels stay as is."""
+    colours = palette()[label.astype(np.int64) % 256]
+    mixed = (1 - alpha) * frame + alpha * colours
+    keep = (label == ignore_index)[..., None]
+    return np.where(keep, frame, mixed).round().astype(np.uint8)
+
+
+def strip(frames: List[np.ndarray]) -> np.ndarray:
+    h, w = frames[0].shape[:2]
+    out = np.full((h, len(frames) * (w + GAP) - GAP, 3), 255, np.uint8)
+    for t, frame in enumerate(frames):
+        out[:, t * (w + GAP):t * (w + GAP) + w] = frame
+    return out
+
+
+def write(frames: List[np.ndarray], png: str, duration: int) -> Dict[str,
+                                                                    str]:
+    gif = osp.splitext(png)[0] + '.gif'
+    Image.fromarray(strip(frames)).save(png)
+    images = [Image.fromarray(f) for f in frames]
+    images[0].save(
+        gif, save_all=True, append_images=images[1:], duration=duration,
+        loop=0)
+    return dict(png=png, gif=gif)
+
+
+def main(argv: Optional[list] = None) -> Dict[str, str]:
+    args = parse_args(argv)
+    policy = build_policy(args)
+    img = cv2.imread(args.image, cv2.IMREAD_COLOR)
+    if img is None:
+        raise FileNotFoundError(f'cannot read image {args.image!r}')
+    results = dict(img=img)
+    if args.label:
+        label = np.array(Image.open(args.label))
+        if label.shape != img.shape[:2]:
+            raise ValueError(f'label map {label.shape} and image '
+                             f'{img.shape[:2]} differ in size')
+        results['gt_seg_map'] = label
+    results = DASImageToVideo(policy, ignore_index=args.ignore_index)(
+        results)
+
+    t = policy.num_frames
+    h, w = img.shape[:2]
+    video = results['img'].reshape(h, w, t, 3).transpose(2, 0, 1, 3)
+    # BGR (OpenCV) to RGB for PIL
+    frames = [np.clip(f[..., ::-1], 0, 255).round().astype(np.uint8)
+              for f in video]
+
+    png = args.out if args.out.lower().endswith('.png') else args.out + '.png'
+    os.makedirs(osp.dirname(osp.abspath(png)), exist_ok=True)
+    written = write(frames, png, args.duration)
+    if args.label:
+        labels = results['gt_seg_map_frames']
+        blended = [
+            overlay(f, lab, args.ignore_index)
+            for f, lab in zip(frames, labels)
+        ]
+        stem, ext = osp.splitext(png)
+        extra = write(blended, f'{stem}_label{ext}', args.duration)
+        written.update(label_png=extra['png'], label_gif=extra['gif'])
+    print(f'{policy}: ' + ', '.join(written.values()))
+    return written
+
+
+if __name__ == '__main__':
+    main()
