@@ -76,6 +76,13 @@ CONFIGS = {
 COVERED_ELSEWHERE = {}
 
 
+# every search config trains like the config it searches for
+CONFIGS.update({
+    name.replace('das_', 'das_search_'): value
+    for name, value in list(CONFIGS.items()) if name.startswith('das_')
+})
+
+
 def test_every_shipped_config_is_covered():
     shipped = {
         osp.splitext(osp.basename(p))[0]
@@ -112,3 +119,37 @@ def test_config_trains_and_validates(name, tmp_path, tool_env):
     assert 0.0 <= float(found[-1]) <= 100.0
     ckpts = glob.glob(str(tmp_path / 'work' / '*.pth'))
     assert ckpts, 'no checkpoint written'
+
+
+def _fashion_cfg(tmp_path):
+    cfg = Config.fromfile(
+        osp.join(CONFIG_DIR, 'das_resnet18_fashionmnist.py'))
+    root = _fashion_mnist(cfg, str(tmp_path))
+    shrink_config(cfg, root, crop=(28, 28), scale=(28, 28))
+    path = str(tmp_path / 'fashion.py')
+    cfg.dump(path)
+    return path
+
+
+def test_policy_json_from_cfg_options(tmp_path, tool_env):
+    """A policy file (as a search writes it) replaces the config's policy."""
+    from mmdas.policy import DASPolicy
+    config = _fashion_cfg(tmp_path)
+    good = str(tmp_path / 'policy.json')
+    DASPolicy.from_dict(
+        dict(transforms=[dict(op='rotate', magnitude=4.0)],
+             num_frames=8)).dump(good)
+    log = run_train(config, tmp_path / 'good', tool_env, '--cfg-options',
+                    f'data_preprocessor.policy={good}')
+    assert re.search(r'accuracy/top1: [0-9.]+', log)
+
+    bad = tmp_path / 'bad.json'
+    bad.write_text(open(good).read().replace('rotate', 'rotat'))
+    out = subprocess.run(
+        [sys.executable, 'tools/train.py', config, '--work-dir',
+         str(tmp_path / 'bad'), '--cfg-options',
+         f'data_preprocessor.policy={bad}'],
+        cwd=osp.dirname(CONFIG_DIR), env=tool_env, capture_output=True,
+        text=True, timeout=600)
+    assert out.returncode != 0
+    assert "unknown DAS op 'rotat'" in out.stderr, out.stderr[-2000:]
