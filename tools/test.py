@@ -66,6 +66,9 @@ def enable_visualization(cfg, args, is_cls):
             f"{'VisualizationHook' if is_cls else 'SegVisualizationHook'}'))`"
             ' to use --show/--show-dir.')
     hook = hooks.visualization
+    # draw every test sample: the hooks' default intervals (50 for mmseg,
+    # 5000 for mmpretrain) would skip most or all of a small test set
+    hook.interval = 1
     if is_cls:  # mmpretrain's VisualizationHook
         hook.enable = True
         hook.show = args.show
