@@ -141,7 +141,7 @@ def test_ensure_generates_only_when_missing_or_changed(tmp_path):
     stamp = os.stat(first).st_mtime_ns
     # defaults given explicitly are the same request
     assert ensure_embedded_dataset(
-        root, task='seg', seed=0, items_per_image=3, **kwargs) is False
+        root, task='seg', seed=0, items_per_image=4, **kwargs) is False
     assert os.stat(first).st_mtime_ns == stamp
     # other parameters: regenerated, and old files are gone
     assert ensure_embedded_dataset(

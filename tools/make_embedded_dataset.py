@@ -37,7 +37,7 @@ def parse_args():
     parser.add_argument('--num-val', type=int, help='validation images')
     parser.add_argument('--size', type=int, help='image side in pixels')
     parser.add_argument(
-        '--items-per-image', type=int, default=3,
+        '--items-per-image', type=int, default=4,
         help='seg only: most digits pasted on one canvas')
     parser.add_argument('--seed', type=int, default=0, help='random seed')
     parser.add_argument(
