@@ -159,3 +159,29 @@ def test_mmpretrain_config_tests(cls_run, tiny_cls_root, tmp_path):
         preds = pickle.load(f)
     assert len(preds) == 20
     assert preds[0]['pred_score'].shape == (10, )
+
+
+def test_run_demo_end_to_end(tmp_path):
+    data_root = str(tmp_path / 'data')
+    work_dir = str(tmp_path / 'demo')
+    out = run_tool([
+        sys.executable,
+        osp.join('tools', 'run_demo.py'), '--data-root', data_root,
+        '--work-dir', work_dir, '--num-train', '4', '--num-val', '2',
+        '--size', '64', '--cfg-options',
+        *seg_options(data_root, max_iters=2)
+    ]).stdout
+    assert osp.isfile(osp.join(data_root, 'img_dir', 'train', '000003.png'))
+    assert train_iters(out) == [(1, 2), (2, 2)]
+    assert sorted(os.listdir(osp.join(work_dir, 'predictions'))) == [
+        '000000.png', '000001.png'
+    ]
+    last = out.strip().splitlines()[-1]
+    match = re.fullmatch(
+        r'FINAL mIoU \(test split, deeplabv3plus_r18_embedded\.py\): '
+        r'(\d+\.\d\d)', last)
+    assert match, last
+    # the printed number is the one test.py logged
+    logged = re.findall(r'Iter\(test\) \[2/2\].*mIoU: (\d+\.\d+)', out)
+    assert logged and float(logged[-1]) == pytest.approx(
+        float(match.group(1)), abs=0.01)
