@@ -82,14 +82,12 @@ def last_checkpoint(work_dir: str) -> str:
 def read_test_metrics(work_dir: str, since: float) -> dict:
     """Metrics of the newest run whose log was written after ``since``.
 
-    mmengine writes each run's scalars to ``<work_dir>/<timestamp>/vis_data/
-    <timestamp>.json``; the test run's only line holds the metrics.
+    mmengine's LoggerHook writes a test run's metrics to
+    ``<work_dir>/<timestamp>/<timestamp>.json``.
     """
     candidates = [
-        path for path in glob.glob(
-            osp.join(work_dir, '*', 'vis_data', '*.json'))
-        if osp.basename(path) != 'scalars.json'
-        and osp.getmtime(path) >= since
+        path for path in glob.glob(osp.join(work_dir, '*', '*.json'))
+        if osp.getmtime(path) >= since
     ]
     for path in sorted(candidates, key=osp.getmtime, reverse=True):
         with open(path) as f:
