@@ -3,12 +3,12 @@
 import glob
 import os.path as osp
 import re
-import subprocess
 import sys
 
 import pytest
 from mmengine.config import Config
 
+from conftest import run_tool
 from fixtures import (make_cityscapes, make_class_folders, make_fashion_mnist,
                       make_imagenet, make_voc_aug, shrink_config)
 
@@ -92,20 +92,16 @@ def test_every_shipped_config_is_covered():
     assert not missing, f'configs without an end-to-end test: {missing}'
 
 
-def run_train(config_path, work_dir, env, *extra):
-    cmd = [
+def run_train(config_path, work_dir, *extra):
+    """Train through ``tools/train.py``; return its log."""
+    return run_tool([
         sys.executable, 'tools/train.py', config_path, '--work-dir',
         str(work_dir), *extra
-    ]
-    out = subprocess.run(
-        cmd, cwd=osp.dirname(CONFIG_DIR), env=env, capture_output=True,
-        text=True, timeout=900)
-    assert out.returncode == 0, (out.stdout[-3000:] + out.stderr[-5000:])
-    return out.stdout + out.stderr
+    ], timeout=900).stdout
 
 
 @pytest.mark.parametrize('name', sorted(CONFIGS))
-def test_config_trains_and_validates(name, tmp_path, tool_env):
+def test_config_trains_and_validates(name, tmp_path):
     writer, sizes, metric = CONFIGS[name]
     cfg = Config.fromfile(osp.join(CONFIG_DIR, name + '.py'))
     root = writer(cfg, str(tmp_path))
@@ -113,7 +109,7 @@ def test_config_trains_and_validates(name, tmp_path, tool_env):
     config_path = str(tmp_path / f'{name}.py')
     cfg.dump(config_path)
 
-    log = run_train(config_path, tmp_path / 'work', tool_env)
+    log = run_train(config_path, tmp_path / 'work')
     found = re.findall(rf'{re.escape(metric)}: ([0-9.]+)', log)
     assert found, f'no {metric} in the log:\n{log[-3000:]}'
     assert 0.0 <= float(found[-1]) <= 100.0
@@ -131,7 +127,7 @@ def _fashion_cfg(tmp_path):
     return path
 
 
-def test_policy_json_from_cfg_options(tmp_path, tool_env):
+def test_policy_json_from_cfg_options(tmp_path):
     """A policy file (as a search writes it) replaces the config's policy."""
     from mmdas.policy import DASPolicy
     config = _fashion_cfg(tmp_path)
@@ -139,17 +135,43 @@ def test_policy_json_from_cfg_options(tmp_path, tool_env):
     DASPolicy.from_dict(
         dict(transforms=[dict(op='rotate', magnitude=4.0)],
              num_frames=8)).dump(good)
-    log = run_train(config, tmp_path / 'good', tool_env, '--cfg-options',
+    log = run_train(config, tmp_path / 'good', '--cfg-options',
                     f'data_preprocessor.policy={good}')
     assert re.search(r'accuracy/top1: [0-9.]+', log)
 
     bad = tmp_path / 'bad.json'
     bad.write_text(open(good).read().replace('rotate', 'rotat'))
-    out = subprocess.run(
-        [sys.executable, 'tools/train.py', config, '--work-dir',
-         str(tmp_path / 'bad'), '--cfg-options',
-         f'data_preprocessor.policy={bad}'],
-        cwd=osp.dirname(CONFIG_DIR), env=tool_env, capture_output=True,
-        text=True, timeout=600)
+    out = run_tool([
+        sys.executable, 'tools/train.py', config, '--work-dir',
+        str(tmp_path / 'bad'), '--cfg-options',
+        f'data_preprocessor.policy={bad}'
+    ], check=False)
     assert out.returncode != 0
-    assert "unknown DAS op 'rotat'" in out.stderr, out.stderr[-2000:]
+    assert "unknown DAS op 'rotat'" in out.stdout, out.stdout[-2000:]
+
+
+def test_das_test_tool_writes_predictions_and_pictures(tmp_path):
+    """``tools/test.py --out --show-dir`` on a DAS segmentor: one fused
+    prediction per image, as mmseg's own models give."""
+    name = 'das_deeplabv3plus_cityscapes'
+    cfg = Config.fromfile(osp.join(CONFIG_DIR, name + '.py'))
+    root = _cityscapes(cfg, str(tmp_path))
+    shrink_config(cfg, root)
+    config = str(tmp_path / 'cfg.py')
+    cfg.dump(config)
+    run_train(config, tmp_path / 'work')
+
+    out = run_tool([
+        sys.executable, 'tools/test.py', config,
+        str(tmp_path / 'work' / 'iter_2.pth'), '--work-dir',
+        str(tmp_path / 'test'), '--out', str(tmp_path / 'pred'),
+        '--show-dir', str(tmp_path / 'show')
+    ])
+    assert re.search(r'mIoU: [0-9.]+', out.stdout)
+    import cv2
+    preds = glob.glob(str(tmp_path / 'pred' / '**' / '*.png'), recursive=True)
+    assert len(preds) == 1  # one val image -> one fused prediction
+    pred = cv2.imread(preds[0], cv2.IMREAD_UNCHANGED)
+    assert pred.shape == (64, 128)  # the image's size, not T frames'
+    shows = glob.glob(str(tmp_path / 'show' / '**' / '*.png'), recursive=True)
+    assert len(shows) == 1, shows

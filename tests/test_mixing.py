@@ -30,7 +30,7 @@ STOCK = {
 
 
 @pytest.mark.parametrize('name', sorted(STOCK))
-def test_doc_lines_make_stock_config_das(name, tmp_path, tool_env):
+def test_doc_lines_make_stock_config_das(name, tmp_path):
     base, head, aux = STOCK[name]
     template = doc_template()
     text = template.replace(
@@ -47,6 +47,6 @@ def test_doc_lines_make_stock_config_das(name, tmp_path, tool_env):
     shrink_config(cfg, root)
     shrunk = str(tmp_path / f'das_{name}_tiny.py')
     cfg.dump(shrunk)
-    log = run_train(shrunk, tmp_path / 'work', tool_env)
+    log = run_train(shrunk, tmp_path / 'work')
     assert re.search(r'mIoU: [0-9.]+', log), log[-2000:]
     assert glob.glob(str(tmp_path / 'work' / 'iter_2.pth'))

@@ -33,15 +33,15 @@ def _final(work_dir):
     return ckpt['state_dict']
 
 
-def test_resumed_run_equals_uninterrupted_run(tmp_path, tool_env):
+def test_resumed_run_equals_uninterrupted_run(tmp_path):
     root = make_cityscapes(str(tmp_path / 'cityscapes'), num_train=4)
     full_cfg = _config(tmp_path, root, max_iters=4)
     short_cfg = _config(tmp_path, root, max_iters=2)
 
-    log_full = run_train(full_cfg, tmp_path / 'full', tool_env)
-    run_train(short_cfg, tmp_path / 'resumed', tool_env)
+    log_full = run_train(full_cfg, tmp_path / 'full')
+    run_train(short_cfg, tmp_path / 'resumed')
     assert not (tmp_path / 'resumed' / 'iter_4.pth').exists()
-    log_resumed = run_train(full_cfg, tmp_path / 'resumed', tool_env,
+    log_resumed = run_train(full_cfg, tmp_path / 'resumed',
                             '--resume')
     assert re.search(r'resumed (from|epoch: 0, iter: 2)', log_resumed,
                      re.I), log_resumed[-2000:]

@@ -34,8 +34,7 @@ def parse_args():
         '--show', action='store_true', help='show prediction results')
     parser.add_argument(
         '--show-dir',
-        help='directory where painted images will be saved (relative to '
-        'work_dir/timestamp for segmentation, as mmseg does)')
+        help='directory where painted images will be saved')
     parser.add_argument(
         '--wait-time', type=float, default=2, help='the interval of show (s)')
     parser.add_argument(
@@ -66,6 +65,9 @@ def enable_visualization(cfg, args, is_cls):
             f"{'VisualizationHook' if is_cls else 'SegVisualizationHook'}'))`"
             ' to use --show/--show-dir.')
     hook = hooks.visualization
+    # draw every test sample: the hooks' default intervals (50 for mmseg,
+    # 5000 for mmpretrain) would skip most or all of a small test set
+    hook.interval = 1
     if is_cls:  # mmpretrain's VisualizationHook
         hook.enable = True
         hook.show = args.show

@@ -65,6 +65,7 @@ def prepare_cfg_for_launch(cfg: Config, launcher: str) -> Config:
 
 
 def _section(cfg: Config, dotted: str):
+    # a Config is not a dict: walk its underlying ConfigDict
     node = cfg._cfg_dict if isinstance(cfg, Config) else cfg
     for key in dotted.split('.'):
         if not isinstance(node, dict) or key not in node:

@@ -1,0 +1,187 @@
+"""tools/train.py and tools/test.py, run as subprocesses like a user would,
+on the shipped mmseg and mmpretrain configs with tiny embedded data."""
+import glob
+import os
+import os.path as osp
+import re
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+import mmdas  # noqa: F401  (installs the checkpoint loader used below)
+from conftest import (CLS_CONFIG, SEG_CONFIG, cls_options, run_tool,
+                      seg_options, train_iters)
+
+TRAIN = [sys.executable, osp.join('tools', 'train.py')]
+TEST = [sys.executable, osp.join('tools', 'test.py')]
+
+
+def load_ckpt(path):
+    # mmengine's loader, i.e. the weights_only=False scheme `import mmdas`
+    # registered; plain torch.load would refuse mmengine's pickles
+    from mmengine.runner.checkpoint import _load_checkpoint
+    return _load_checkpoint(path, map_location='cpu')
+
+
+@pytest.fixture(scope='module')
+def seg_run(tiny_seg_root, tmp_path_factory):
+    """Train 4 iterations, then resume the same work_dir up to 6."""
+    work_dir = str(tmp_path_factory.mktemp('seg_work'))
+    first = run_tool(TRAIN + [
+        SEG_CONFIG, '--work-dir', work_dir, '--cfg-options',
+        *seg_options(tiny_seg_root, max_iters=4)
+    ]).stdout
+    first_ckpts = sorted(os.listdir(work_dir))
+    first_iter4 = load_ckpt(osp.join(work_dir, 'iter_4.pth'))
+    resumed = run_tool(TRAIN + [
+        SEG_CONFIG, '--work-dir', work_dir, '--resume', '--cfg-options',
+        *seg_options(tiny_seg_root, max_iters=6)
+    ]).stdout
+    return dict(
+        work_dir=work_dir,
+        first=first,
+        first_files=first_ckpts,
+        first_iter4=first_iter4,
+        resumed=resumed)
+
+
+def test_train_writes_checkpoints(seg_run):
+    assert train_iters(seg_run['first']) == [(i, 4) for i in range(1, 5)]
+    files = seg_run['first_files']
+    assert 'iter_2.pth' in files and 'iter_4.pth' in files
+    assert 'last_checkpoint' in files
+    ckpt = seg_run['first_iter4']
+    assert ckpt['meta']['iter'] == 4
+    assert 'decode_head.conv_seg.weight' in ckpt['state_dict']
+    assert ckpt['state_dict']['decode_head.conv_seg.weight'].shape[0] == 11
+    # validation ran at the end of training
+    assert re.search(r'Iter\(val\) \[4/4\].*mIoU', seg_run['first'])
+
+
+def test_resume_continues_from_last_checkpoint(seg_run):
+    out = seg_run['resumed']
+    assert 'resumed epoch: 0, iter: 4' in out
+    # iterations 5 and 6 only: a restart would log [1/6] again
+    assert train_iters(out) == [(5, 6), (6, 6)]
+    work_dir = seg_run['work_dir']
+    with open(osp.join(work_dir, 'last_checkpoint')) as f:
+        assert f.read().strip() == osp.join(work_dir, 'iter_6.pth')
+    final = load_ckpt(osp.join(work_dir, 'iter_6.pth'))
+    assert final['meta']['iter'] == 6
+    # the optimizer state carried over: momentum buffers exist and moved on
+    key = 'decode_head.conv_seg.weight'
+    before = seg_run['first_iter4']['state_dict'][key]
+    assert not np.allclose(before.numpy(), final['state_dict'][key].numpy())
+    assert final['optimizer']['state']
+
+
+def test_test_tool_reports_miou_and_writes_outputs(seg_run, tiny_seg_root,
+                                                   tmp_path):
+    ckpt = osp.join(seg_run['work_dir'], 'iter_6.pth')
+    out_dir = str(tmp_path / 'pred')
+    show_dir = str(tmp_path / 'show')
+    out = run_tool(TEST + [
+        SEG_CONFIG, ckpt, '--work-dir', str(tmp_path / 'work'), '--out',
+        out_dir, '--show-dir', show_dir, '--cfg-options',
+        *seg_options(tiny_seg_root)
+    ]).stdout
+    assert f'Load checkpoint from {ckpt}' in out
+    match = re.search(r'Iter\(test\) \[4/4\].*mIoU: (\d+\.\d+)', out)
+    assert match, out[-3000:]
+    assert 0.0 <= float(match.group(1)) <= 100.0
+    # per-class table: background + 10 digits
+    assert re.search(r'\|\s*digit_9\s*\|', out)
+
+    preds = sorted(os.listdir(out_dir))
+    assert preds == [f'{i:06d}.png' for i in range(4)]
+    pred = cv2.imread(osp.join(out_dir, preds[0]), cv2.IMREAD_UNCHANGED)
+    assert pred.shape == (64, 64) and pred.max() <= 10
+
+    shown = glob.glob(osp.join(show_dir, '**', '*.png'), recursive=True)
+    assert len(shown) == 4, shown
+    assert cv2.imread(shown[0]).ndim == 3
+
+
+def test_misspelt_component_fails_clearly(tiny_seg_root, tmp_path):
+    proc = run_tool(
+        TRAIN + [
+            SEG_CONFIG, '--work-dir',
+            str(tmp_path), '--cfg-options',
+            *seg_options(tiny_seg_root), 'model.backbone.type=ResNetV1cc'
+        ],
+        check=False)
+    assert proc.returncode != 0
+    out = proc.stdout
+    assert 'KeyError' in out
+    assert "model.backbone.type='ResNetV1cc' is not registered" in out
+    assert "Did you mean 'ResNetV1c'" in out
+    # it failed in the config check, before any training
+    assert 'Iter(train)' not in out
+
+
+@pytest.fixture(scope='module')
+def cls_run(tiny_cls_root, tmp_path_factory):
+    work_dir = str(tmp_path_factory.mktemp('cls_work'))
+    out = run_tool(TRAIN + [
+        CLS_CONFIG, '--work-dir', work_dir, '--cfg-options',
+        *cls_options(tiny_cls_root)
+    ]).stdout
+    return dict(work_dir=work_dir, out=out)
+
+
+def test_mmpretrain_config_trains(cls_run):
+    out = cls_run['out']
+    # 40 images / batch 8 = 5 iterations in the one epoch
+    assert re.search(r'Epoch\(train\)\s+\[1\]\[5/5\]', out)
+    assert re.search(r'Epoch\(val\) \[1\]\[\d+/\d+\]\s+accuracy/top1: '
+                     r'\d+\.\d+', out)
+    ckpt = load_ckpt(osp.join(cls_run['work_dir'], 'epoch_1.pth'))
+    assert ckpt['meta']['epoch'] == 1
+    assert ckpt['state_dict']['head.fc.weight'].shape == (10, 512)
+
+
+def test_mmpretrain_config_tests(cls_run, tiny_cls_root, tmp_path):
+    ckpt = osp.join(cls_run['work_dir'], 'epoch_1.pth')
+    dump = str(tmp_path / 'preds.pkl')
+    out = run_tool(TEST + [
+        CLS_CONFIG, ckpt, '--work-dir',
+        str(tmp_path / 'work'), '--out', dump, '--cfg-options',
+        *cls_options(tiny_cls_root)
+    ]).stdout
+    match = re.search(r'Epoch\(test\) \[\d+/\d+\]\s+accuracy/top1: '
+                      r'(\d+\.\d+)', out)
+    assert match, out[-3000:]
+    assert 0.0 <= float(match.group(1)) <= 100.0
+    import pickle
+    with open(dump, 'rb') as f:
+        preds = pickle.load(f)
+    assert len(preds) == 20
+    assert preds[0]['pred_score'].shape == (10, )
+
+
+def test_run_demo_end_to_end(tmp_path):
+    data_root = str(tmp_path / 'data')
+    work_dir = str(tmp_path / 'demo')
+    out = run_tool([
+        sys.executable,
+        osp.join('tools', 'run_demo.py'), '--data-root', data_root,
+        '--work-dir', work_dir, '--num-train', '4', '--num-val', '2',
+        '--size', '64', '--cfg-options',
+        *seg_options(data_root, max_iters=2)
+    ]).stdout
+    assert osp.isfile(osp.join(data_root, 'img_dir', 'train', '000003.png'))
+    assert train_iters(out) == [(1, 2), (2, 2)]
+    assert sorted(os.listdir(osp.join(work_dir, 'predictions'))) == [
+        '000000.png', '000001.png'
+    ]
+    last = out.strip().splitlines()[-1]
+    match = re.fullmatch(
+        r'FINAL mIoU \(test split, deeplabv3plus_r18_embedded\.py\): '
+        r'(\d+\.\d\d)', last)
+    assert match, last
+    # the printed number is the one test.py logged
+    logged = re.findall(r'Iter\(test\) \[2/2\].*mIoU: (\d+\.\d+)', out)
+    assert logged and float(logged[-1]) == pytest.approx(
+        float(match.group(1)), abs=0.01)
