@@ -15,7 +15,7 @@ import mmdas  # noqa: E402,F401  (compat fixes before anything imports mmseg)
 from mmdas.datasets.embedded import (make_embedded_classification,
                                      make_embedded_segmentation)
 
-SEG_CONFIG = osp.join(REPO, 'configs', 'deeplabv3plus_r18_embedded.py')
+SEG_CONFIG = osp.join(REPO, 'configs', 'plain_deeplabv3plus_r18_embedded.py')
 CLS_CONFIG = osp.join(REPO, 'configs', 'resnet18_embedded_digits_cls.py')
 
 

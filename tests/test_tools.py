@@ -176,9 +176,12 @@ def test_run_demo_end_to_end(tmp_path):
     assert sorted(os.listdir(osp.join(work_dir, 'predictions'))) == [
         '000000.png', '000001.png'
     ]
+    # frames (T=4 of 64 px) above image, label and prediction
+    picture = cv2.imread(osp.join(work_dir, 'sample_prediction.png'))
+    assert picture.shape == (64 + 4 + 64, 4 * 64 + 3 * 4, 3)
     last = out.strip().splitlines()[-1]
     match = re.fullmatch(
-        r'FINAL mIoU \(test split, deeplabv3plus_r18_embedded\.py\): '
+        r'FINAL mIoU \(test split, das_deeplabv3plus_r18_embedded\.py\): '
         r'(\d+\.\d\d)', last)
     assert match, last
     # the printed number is the one test.py logged

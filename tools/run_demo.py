@@ -7,7 +7,9 @@ Steps:
 2. train ``--config`` with ``tools/train.py`` into ``--work-dir``;
 3. test the last checkpoint with ``tools/test.py`` (predictions under
    ``<work-dir>/predictions``);
-4. print the test mIoU and where the files are.
+4. picture the frames and the fused prediction of one test image
+   (``<work-dir>/sample_prediction.png``, ``tools/visualize_prediction.py``);
+5. print the test mIoU and where the files are.
 
 Training and testing run as subprocesses of the same Python, exactly as a
 user would run the tools; ``--cfg-options`` go to both.
@@ -27,7 +29,7 @@ sys.path.insert(0, REPO)
 from mmdas.datasets.embedded import ensure_embedded_dataset  # noqa: E402
 
 DEFAULTS = dict(
-    config=osp.join('configs', 'deeplabv3plus_r18_embedded.py'),
+    config=osp.join('configs', 'das_deeplabv3plus_r18_embedded.py'),
     work_dir=osp.join('work_dirs', 'demo'),
     data_root=osp.join('data', 'embedded_digits'))
 
@@ -38,7 +40,7 @@ def parse_args():
     parser.add_argument(
         '--config',
         help='segmentation config to train and test (default: '
-        'configs/deeplabv3plus_r18_embedded.py)')
+        'configs/das_deeplabv3plus_r18_embedded.py)')
     parser.add_argument(
         '--work-dir',
         help='where logs, checkpoints and predictions go (default: '
@@ -131,11 +133,19 @@ def main():
         *options
     ])
     metrics = read_test_metrics(args.work_dir, since=start)
+    picture = osp.join(args.work_dir, 'sample_prediction.png')
+    run([
+        sys.executable,
+        osp.join(REPO, 'tools', 'visualize_prediction.py'), args.config,
+        checkpoint, '--out', picture, '--cfg-options', *options
+    ])
 
     print(f'training took {train_s / 60:.1f} min; logs and checkpoints: '
           f'{osp.abspath(args.work_dir)}; test predictions: '
           f'{osp.abspath(pred_dir)}')
     print(f'checkpoint: {osp.abspath(checkpoint)}')
+    print(f'frames and fused prediction of a test image: '
+          f'{osp.abspath(picture)}')
     print(f'FINAL mIoU (test split, {osp.basename(args.config)}): '
           f'{metrics["mIoU"]:.2f}')
 

@@ -29,10 +29,7 @@ from PIL import Image  # noqa: E402
 
 from mmdas.datasets.transforms import DASImageToVideo  # noqa: E402
 from mmdas.policy import DASPolicy  # noqa: E402
-
-#: gap between frames in the strip, in pixels (white)
-GAP = 4
-
+from mmdas.visualization import GAP, overlay, strip  # noqa: E402,F401
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
@@ -74,28 +71,6 @@ def build_policy(args) -> DASPolicy:
     if args.profile is not None:
         cfg['profile'] = args.profile
     return DASPolicy.from_dict(cfg, field='policy')
-
-
-def palette(num: int = 256) -> np.ndarray:
-    """A fixed RGB colour per class."""
-    return np.random.RandomState(0).randint(40, 256, (num, 3)).astype(np.uint8)
-
-
-def overlay(frame: np.ndarray, label: np.ndarray, ignore_index: int,
-            alpha: float = 0.5) -> np.ndarray:
-    """Blend class colours over an RGB frame; ignored pixels stay as is."""
-    colours = palette()[label.astype(np.int64) % 256]
-    mixed = (1 - alpha) * frame + alpha * colours
-    keep = (label == ignore_index)[..., None]
-    return np.where(keep, frame, mixed).round().astype(np.uint8)
-
-
-def strip(frames: List[np.ndarray]) -> np.ndarray:
-    h, w = frames[0].shape[:2]
-    out = np.full((h, len(frames) * (w + GAP) - GAP, 3), 255, np.uint8)
-    for t, frame in enumerate(frames):
-        out[:, t * (w + GAP):t * (w + GAP) + w] = frame
-    return out
 
 
 def write(frames: List[np.ndarray], png: str, duration: int) -> Dict[str,
