@@ -17,3 +17,5 @@ model = dict(
     decode_head=dict(
         type='TemporalFusionHead', wrapped_type='DepthwiseSeparableASPPHead'),
     auxiliary_head=dict(type='TemporalFusionHead', wrapped_type='FCNHead'))
+# 4 images x 4 frames: about the cost of the 2D twin's 8 images x 2
+train_dataloader = dict(batch_size=4)

@@ -27,7 +27,11 @@ class RankProbeHook(Hook):
 
     def before_train_iter(self, runner, batch_idx, data_batch=None):
         self.iters += 1
-        self.img_paths += [s.img_path for s in data_batch['data_samples']]
+        # classification sets held in memory have no paths: use the index
+        self.img_paths += [
+            s.metainfo.get('img_path', s.metainfo.get('sample_idx'))
+            for s in data_batch['data_samples']
+        ]
 
     def after_train(self, runner):
         rank, world_size = get_dist_info()

@@ -17,7 +17,8 @@ CONFIG_DIR = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))),
 
 
 def _cityscapes(cfg, tmp):
-    return make_cityscapes(osp.join(tmp, 'cityscapes'))
+    # 4 images: two ranks x one image x two iterations see each one once
+    return make_cityscapes(osp.join(tmp, 'cityscapes'), num_train=4)
 
 
 def _voc(cfg, tmp):
@@ -73,7 +74,11 @@ CONFIGS = {
 
 
 # configs whose end-to-end run lives in another test file
-COVERED_ELSEWHERE = {}
+COVERED_ELSEWHERE = {
+    'plain_deeplabv3plus_r18_embedded': 'test_tools.py, test_dist.py',
+    'das_deeplabv3plus_r18_embedded': 'test_tools.py (the demo)',
+    'resnet18_embedded_digits_cls': 'test_tools.py',
+}
 
 
 # every search config trains like the config it searches for
@@ -175,3 +180,42 @@ def test_das_test_tool_writes_predictions_and_pictures(tmp_path):
     assert pred.shape == (64, 128)  # the image's size, not T frames'
     shows = glob.glob(str(tmp_path / 'show' / '**' / '*.png'), recursive=True)
     assert len(shows) == 1, shows
+
+
+@pytest.mark.parametrize(
+    'name', ['das_deeplabv3plus_cityscapes', 'das_resnet18_fashionmnist'])
+def test_das_config_trains_on_two_cpu_ranks(name, tmp_path, monkeypatch):
+    """``tools/dist_train.sh CONFIG 2`` with a DAS config: both gloo ranks
+    train on their half of the data and end with the same weights."""
+    from conftest import REPO
+    from test_dist import free_port
+    writer, sizes, _ = CONFIGS[name]
+    cfg = Config.fromfile(osp.join(CONFIG_DIR, name + '.py'))
+    root = writer(cfg, str(tmp_path))
+    shrink_config(cfg, root, crop=sizes['crop'], scale=sizes['scale'],
+                  batch_size=1)
+    cfg.custom_imports = dict(
+        imports=['mmdas', 'rank_probe_hook'], allow_failed_imports=False)
+    cfg.custom_hooks = [dict(type='RankProbeHook')]
+    config = str(tmp_path / f'{name}.py')
+    cfg.dump(config)
+    monkeypatch.setenv('PORT', str(free_port()))
+    work_dir = tmp_path / 'work'
+    out = run_tool(
+        ['bash', osp.join('tools', 'dist_train.sh'), config, '2',
+         '--work-dir', str(work_dir)],
+        extra_pythonpath=[osp.join(REPO, 'tests')], timeout=600).stdout
+    assert 'Distributed training: True' in out
+
+    import json
+    records = [
+        json.load(open(work_dir / f'rank{rank}.json')) for rank in (0, 1)
+    ]
+    for rank, record in enumerate(records):
+        assert record['rank'] == rank and record['world_size'] == 2
+        assert record['iters'] >= 1
+        assert record['end_param_sum'] != record['start_param_sum']
+    assert not set(records[0]['img_paths']) & set(records[1]['img_paths'])
+    assert abs(records[0]['end_param_sum'] - records[1]['end_param_sum']) \
+        < 1e-6 * max(1.0, abs(records[0]['end_param_sum']))
+    assert len(glob.glob(str(work_dir / '*.pth'))) == 1

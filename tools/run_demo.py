@@ -51,7 +51,7 @@ def parse_args():
         '(default: data/embedded_digits)')
     parser.add_argument('--num-train', type=int, default=200)
     parser.add_argument('--num-val', type=int, default=50)
-    parser.add_argument('--size', type=int, default=128)
+    parser.add_argument('--size', type=int, default=96)
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument(
         '--cfg-options', nargs='+', default=[],

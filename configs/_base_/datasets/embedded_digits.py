@@ -11,14 +11,16 @@ metainfo = dict(
     palette=[[0, 0, 0], [230, 25, 75], [60, 180, 75], [255, 225, 25],
              [0, 130, 200], [245, 130, 48], [145, 30, 180], [70, 240, 240],
              [240, 50, 230], [210, 245, 60], [250, 190, 212]])
-crop_size = (128, 128)  # = the default canvas
+crop_size = (96, 96)  # = the demo canvas (tools/run_demo.py --size)
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations'),
     dict(
         type='RandomResize',
         scale=crop_size,
-        ratio_range=(0.75, 1.5),
+        # >= 1: a crop never needs padding, whose 255 labels break mmseg
+        # 1.2.2 CrossEntropyLoss with class_weight
+        ratio_range=(1.0, 1.5),
         keep_ratio=True),
     # no cat_max_ratio: background covers >90% of every crop anyway
     dict(type='RandomCrop', crop_size=crop_size),
