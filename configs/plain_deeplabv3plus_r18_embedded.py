@@ -43,7 +43,7 @@ model = dict(
             class_weight=class_weight)))
 
 # schedule
-max_iters = 400
+max_iters = 700
 # AdamW leaves the all-background start sooner than SGD from scratch
 optimizer = dict(type='AdamW', lr=2e-3, weight_decay=1e-4)
 optim_wrapper = dict(type='OptimWrapper', optimizer=optimizer, clip_grad=None)

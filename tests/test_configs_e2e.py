@@ -181,6 +181,14 @@ def test_das_test_tool_writes_predictions_and_pictures(tmp_path):
     shows = glob.glob(str(tmp_path / 'show' / '**' / '*.png'), recursive=True)
     assert len(shows) == 1, shows
 
+    # --tta: mmseg's multi-scale + flip TTA around the DAS segmentor
+    out = run_tool([
+        sys.executable, 'tools/test.py', config,
+        str(tmp_path / 'work' / 'iter_2.pth'), '--work-dir',
+        str(tmp_path / 'tta'), '--tta'
+    ])
+    assert re.search(r'mIoU: [0-9.]+', out.stdout)
+
 
 @pytest.mark.parametrize(
     'name', ['das_deeplabv3plus_cityscapes', 'das_resnet18_fashionmnist'])

@@ -107,6 +107,11 @@ def main():
                            'them).')
         cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
         cfg.model = ConfigDict(**cfg.tta_model, module=cfg.model)
+        # mmengine's TTA wrapper hands its data_preprocessor to the module,
+        # and the Runner fills it from the config's top-level one: give it
+        # the module's own, or a DAS preprocessor would be replaced
+        if 'data_preprocessor' in cfg.model.module:
+            cfg.model.data_preprocessor = cfg.model.module.data_preprocessor
 
     if args.out is not None and not is_cls:
         cfg.test_evaluator['output_dir'] = args.out
