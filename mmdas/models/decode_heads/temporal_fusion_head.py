@@ -21,6 +21,7 @@ from torch import Tensor
 
 from mmdas.geometry import inverse_warp
 from mmdas.registry import MODELS
+from mmdas.policy import check_num_frames
 from ..wrapping import frames_per_image, inner_cfg
 
 FUSIONS = ('inverse_warp', 'mean')
@@ -86,10 +87,9 @@ class TemporalFusionHead(BaseModule):
         if fusion not in FUSIONS:
             raise ValueError(f'fusion: got {fusion!r}; valid choices are '
                              f'{list(FUSIONS)}.')
-        if num_frames is not None and (not isinstance(num_frames, int)
-                                       or num_frames < 1):
-            raise ValueError(f'num_frames: got {num_frames!r}; it must be an '
-                             'int >= 1 or None.')
+        if num_frames is not None:
+            num_frames = check_num_frames(num_frames,
+                                          'TemporalFusionHead.num_frames')
         self.head = SEG_MODELS.build(
             inner_cfg(head, wrapped_type, kwargs, type(self).__name__))
         self.fusion = fusion

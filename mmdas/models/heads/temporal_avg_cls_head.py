@@ -6,6 +6,7 @@ from mmpretrain.registry import MODELS as CLS_MODELS
 from torch import Tensor
 
 from mmdas.registry import MODELS
+from mmdas.policy import check_num_frames
 from ..wrapping import frames_per_image, inner_cfg
 
 
@@ -40,10 +41,9 @@ class TemporalAvgClsHead(BaseModule):
                  num_frames: Optional[int] = None,
                  **kwargs):
         super().__init__(init_cfg=None)
-        if num_frames is not None and (not isinstance(num_frames, int)
-                                       or num_frames < 1):
-            raise ValueError(f'num_frames: got {num_frames!r}; it must be an '
-                             'int >= 1 or None.')
+        if num_frames is not None:
+            num_frames = check_num_frames(num_frames,
+                                          'TemporalAvgClsHead.num_frames')
         self.head = CLS_MODELS.build(
             inner_cfg(head, wrapped_type, kwargs, type(self).__name__))
         self.num_frames = num_frames
