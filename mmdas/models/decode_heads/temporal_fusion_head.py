@@ -20,8 +20,8 @@ from mmseg.registry import MODELS as SEG_MODELS
 from torch import Tensor
 
 from mmdas.geometry import inverse_warp
-from mmdas.registry import MODELS
 from mmdas.policy import check_num_frames
+from mmdas.registry import MODELS
 from ..wrapping import frames_per_image, inner_cfg
 
 FUSIONS = ('inverse_warp', 'mean')

@@ -5,8 +5,8 @@ from mmengine.model import BaseModule
 from mmpretrain.registry import MODELS as CLS_MODELS
 from torch import Tensor
 
-from mmdas.registry import MODELS
 from mmdas.policy import check_num_frames
+from mmdas.registry import MODELS
 from ..wrapping import frames_per_image, inner_cfg
 
 
