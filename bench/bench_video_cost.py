@@ -1,0 +1,245 @@
+"""Training-step time and peak memory of DAS video backbones against 2D and 3D.
+
+For every T in ``--frames`` and a fixed crop, one run measures a training step
+(forward, cross-entropy on the frame-averaged logits, backward, SGD step) of:
+
+- ``2D``: mmpretrain's ``ResNet`` on the N*T frames (no temporal mixing; T=1 is
+  the plain 2D model on N images);
+- ``TSM``: ``GSFResNet(temporal_module='tsm')``, the same ResNet with a
+  temporal shift in every residual branch;
+- ``GSF``: ``GSFResNet`` (Gate-Shift-Fuse in every block, the DAS default);
+- ``3D``: the same ResNet inflated to 3D convolutions (every k x k conv with
+  k > 1 becomes a 3 x k x k conv over time, 1 x 1 convs become 1 x 1 x 1, as
+  I3D does), on the ``[N, C, T, H, W]`` clip. This is what DAS avoids; it is
+  built here from torch layers and is not a shipped component.
+
+and the share of a DAS step spent outside the network: making the T frames on
+the device (``mmdas.video.warp_frames``, one batched ``grid_sample``) and
+fusing the per-frame logits (mean). The inverse warp of segmentation maps is
+timed by ``bench/bench_das_frames.py``.
+
+Steps are interleaved over the arms so that load changes hit all of them;
+the median is reported. Peak memory is CUDA's ``max_memory_allocated`` over a
+step (model, gradients and optimiser state included); it is not measured on a
+CPU. The table is printed as Markdown; ``--out`` also writes it to a file.
+
+Examples::
+
+    # GPU, ResNet-50, 224 px, 8 images per step
+    PYTHONPATH=. python bench/bench_video_cost.py --device cuda
+    # CPU, small
+    OMP_NUM_THREADS=2 PYTHONPATH=. python bench/bench_video_cost.py \\
+        --device cpu --depth 18 --crop 64 --batch 2 --iters 3
+"""
+import argparse
+import copy
+import os.path as osp
+import sys
+import time
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+import mmdas  # noqa: E402,F401
+from mmdas import geometry  # noqa: E402
+from mmdas.video import warp_frames  # noqa: E402
+
+ARMS = ('2D', 'TSM', 'GSF', '3D')
+
+
+def inflate_to_3d(module: nn.Module) -> nn.Module:
+    """Replace the 2D layers of ``module`` by their 3D (I3D-style) twins."""
+    for name, child in module.named_children():
+        if isinstance(child, nn.Conv2d):
+            kt = 3 if max(child.kernel_size) > 1 else 1
+            new = nn.Conv3d(
+                child.in_channels,
+                child.out_channels,
+                (kt, *child.kernel_size),
+                stride=(1, *child.stride),
+                padding=(kt // 2, *child.padding),
+                dilation=(1, *child.dilation),
+                groups=child.groups,
+                bias=child.bias is not None)
+        elif isinstance(child, nn.BatchNorm2d):
+            new = nn.BatchNorm3d(child.num_features)
+        elif isinstance(child, nn.MaxPool2d):
+            new = nn.MaxPool3d((1, child.kernel_size, child.kernel_size),
+                               (1, child.stride, child.stride),
+                               (0, child.padding, child.padding))
+        else:
+            new = inflate_to_3d(child)
+        setattr(module, name, new)
+    return module
+
+
+class Classifier(nn.Module):
+    """Backbone + global average pool + linear; logits averaged over T."""
+
+    def __init__(self, arm: str, depth: int, frames: int, classes: int):
+        super().__init__()
+        from mmpretrain.models.backbones import ResNet
+
+        from mmdas.models.backbones import GSFResNet
+        self.arm, self.frames = arm, frames
+        if arm == '2D':
+            self.backbone = ResNet(depth=depth)
+        elif arm == '3D':
+            self.backbone = inflate_to_3d(ResNet(depth=depth))
+        else:
+            self.backbone = GSFResNet(
+                depth=depth, num_frames=frames,
+                temporal_module=arm.lower())
+        self.fc = nn.Linear(self.backbone.feat_dim, classes)
+
+    def forward(self, video: torch.Tensor) -> torch.Tensor:
+        """``video``: ``[N, T, C, H, W]`` -> ``[N, classes]``."""
+        n, t = video.shape[:2]
+        if self.arm == '3D':
+            feat = self.backbone(video.transpose(1, 2))[-1]  # N, C, T, h, w
+            return self.fc(feat.mean(dim=(2, 3, 4)))
+        if self.arm == '2D':
+            feat = self.backbone(video.flatten(0, 1))[-1]
+        else:  # the DAS interface layout, [N, T*C, H, W]
+            feat = self.backbone(video.flatten(1, 2))[-1]
+        logits = self.fc(feat.mean(dim=(2, 3)))
+        return logits.view(n, t, -1).mean(dim=1)
+
+
+def sync(device: str) -> None:
+    if device.startswith('cuda'):
+        torch.cuda.synchronize()
+
+
+def timed_step(model, opt, video, labels, device):
+    """One training step; returns (seconds, peak bytes or None)."""
+    cuda = device.startswith('cuda')
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    sync(device)
+    start = time.perf_counter()
+    loss = F.cross_entropy(model(video), labels)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    sync(device)
+    seconds = time.perf_counter() - start
+    return seconds, (torch.cuda.max_memory_allocated() if cuda else None)
+
+
+def das_overhead(images, frames, device, iters):
+    """Median seconds of on-device frame making and of the mean fusion."""
+    n, c, h, w = images.shape
+    mats = geometry.op_matrices('rotate', 5.0,
+                                geometry.frame_offsets(frames), h, w)
+    mats = mats.to(device)
+    logits = torch.randn(n * frames, 1000, device=device)
+    make, fuse = [], []
+    for _ in range(iters + 1):
+        sync(device)
+        t0 = time.perf_counter()
+        warp_frames(images[:, None].expand(-1, frames, -1, -1, -1), mats,
+                    background=0.0)
+        sync(device)
+        t1 = time.perf_counter()
+        logits.view(n, frames, -1).mean(dim=1)
+        sync(device)
+        make.append(t1 - t0)
+        fuse.append(time.perf_counter() - t1)
+    return median(make[1:]), median(fuse[1:])
+
+
+def median(values):
+    values = sorted(values)
+    return values[len(values) // 2]
+
+
+def measure(frames, args):
+    device = args.device
+    torch.manual_seed(0)
+    images = torch.randn(args.batch, 3, args.crop, args.crop, device=device)
+    video = images[:, None].expand(-1, frames, -1, -1, -1).contiguous()
+    labels = torch.randint(0, args.classes, (args.batch, ), device=device)
+    models, opts = {}, {}
+    for arm in args.arms:
+        models[arm] = Classifier(arm, args.depth, frames,
+                                 args.classes).to(device).train()
+        opts[arm] = torch.optim.SGD(models[arm].parameters(), lr=1e-3,
+                                    momentum=0.9)
+    times = {arm: [] for arm in args.arms}
+    peaks = {arm: 0 for arm in args.arms}
+    for it in range(args.iters + 1):  # first round is a warm-up
+        for arm in args.arms:
+            sec, peak = timed_step(models[arm], opts[arm], video, labels,
+                                   device)
+            if it:  # the warm-up also runs cuDNN's algorithm search
+                times[arm].append(sec)
+                if peak is not None:
+                    peaks[arm] = max(peaks[arm], peak)
+    make, fuse = das_overhead(images, frames, device, args.iters)
+    del models, opts
+    if device.startswith('cuda'):
+        torch.cuda.empty_cache()
+    return ({arm: median(v) for arm, v in times.items()}, peaks, make, fuse)
+
+
+def main():
+    parser = argparse.ArgumentParser(
+        description=__doc__.split('\n')[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split('\n\n', 1)[1])
+    parser.add_argument('--device', default='cpu')
+    parser.add_argument('--depth', type=int, default=50)
+    parser.add_argument('--crop', type=int, default=224)
+    parser.add_argument('--batch', type=int, default=8,
+                        help='images per step')
+    parser.add_argument('--classes', type=int, default=1000)
+    parser.add_argument('--frames', type=int, nargs='+', default=[1, 2, 4, 8])
+    parser.add_argument('--arms', nargs='+', default=list(ARMS),
+                        choices=ARMS)
+    parser.add_argument('--iters', type=int, default=10,
+                        help='timed steps per arm (after one warm-up)')
+    parser.add_argument('--out', help='also write the Markdown table here')
+    args = parser.parse_args()
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmpretrain')
+    if args.device.startswith('cuda'):
+        torch.backends.cudnn.benchmark = True
+        name = torch.cuda.get_device_name()
+    else:
+        name = f'CPU, {torch.get_num_threads()} threads'
+    head = (f'ResNet-{args.depth}, {args.batch} images of {args.crop}x'
+            f'{args.crop} per step, {args.classes} classes, median of '
+            f'{args.iters} steps; {name}; torch {torch.__version__}')
+    print(head, flush=True)
+    mem = args.device.startswith('cuda')
+    lines = [head, '',
+             '| T | ' + ' | '.join(f'{a} step (ms)' for a in args.arms) +
+             (' | ' + ' | '.join(f'{a} peak (GiB)' for a in args.arms)
+              if mem else '') +
+             ' | GSF / 3D | GSF / 2D | frames + fusion / GSF step |',
+             '|---' * (len(args.arms) * (2 if mem else 1) + 4) + '|']
+    for frames in args.frames:
+        times, peaks, make, fuse = measure(frames, args)
+        row = [str(frames)] + [f'{1e3 * times[a]:.1f}' for a in args.arms]
+        if mem:
+            row += [f'{peaks[a] / 2**30:.2f}' for a in args.arms]
+        ratio = (lambda a, b: f'{times[a] / times[b]:.2f}'
+                 if a in times and b in times else '-')
+        share = (f'{100 * (make + fuse) / times["GSF"]:.2f}%'
+                 if 'GSF' in times else '-')
+        row += [ratio('GSF', '3D'), ratio('GSF', '2D'), share]
+        lines.append('| ' + ' | '.join(row) + ' |')
+        print(lines[-1], flush=True)
+    table = '\n'.join(lines)
+    print('\n' + table)
+    if args.out:
+        with open(args.out, 'w') as f:
+            f.write(table + '\n')
+
+
+if __name__ == '__main__':
+    main()
