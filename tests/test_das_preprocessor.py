@@ -212,6 +212,24 @@ def test_cell_mode_reaches_alpha():
     assert pre.cell.alphas.grad.abs().sum() > 0
 
 
+@pytest.mark.parametrize('profile, reference', [('pingpong', 2),
+                                                ('symmetric', 2),
+                                                ('forward', 0)])
+def test_cell_profiles_and_reference_frame(profile, reference):
+    _, dev_batch = _seg_batches()
+    cell = DASCell(ops=('rotate', ), num_frames=5, profile=profile)
+    out = DASSegDataPreProcessor(cell=cell, mean=MEAN, std=STD)(dev_batch)
+    assert out['data_samples'][0].das_reference_frame == reference
+    frames = out['inputs'][0].view(5, 3, H, W)
+    mats = out['data_samples'][0].das_matrices
+    assert torch.equal(mats[reference], torch.eye(3))
+    if profile == 'pingpong':  # frames m - d and m + d are the same
+        assert torch.equal(frames[1], frames[3])
+        assert torch.equal(mats[0], mats[4])
+    else:
+        assert not torch.allclose(frames[1], frames[3], atol=1e-2)
+
+
 @pytest.mark.parametrize('scope', ['mmseg', 'mmpretrain'])
 def test_builds_through_the_registry(scope):
     import importlib
