@@ -327,14 +327,17 @@ def maps_in_view(mats: Tensor, image_boxes, view_boxes) -> Tensor:
 
 def box_mask(boxes, view_boxes, size: Tuple[int, int],
              device=None) -> Tensor:
-    """Which pixels of a map covering a view have their centre in a box.
+    """Which pixels of a map covering a view overlap a box.
+
+    At full resolution (integer boxes) these are the pixels inside the box;
+    on a coarser map (a stride-4 logit map) a pixel that covers part of the
+    box counts too, as its value is computed partly from the box.
 
     Args:
         boxes (Tensor | Sequence): ``[B, 4]`` boxes (e.g. the images).
         view_boxes (Tensor | Sequence): ``[B, 4]`` boxes the map covers
             (the canvas, or a crop), in the same pixels.
-        size (tuple[int, int]): ``(h, w)`` of the map (any resolution,
-            e.g. a stride-4 logit map of the view).
+        size (tuple[int, int]): ``(h, w)`` of the map (any resolution).
         device: Device of the result.
 
     Returns:
@@ -344,14 +347,14 @@ def box_mask(boxes, view_boxes, size: Tuple[int, int],
     view = _as_boxes(view_boxes, boxes)
     boxes, view = torch.broadcast_tensors(boxes, view)
     height, width = size
-    centres = []
+    overlaps = []
     for axis, n in ((0, width), (1, height)):
-        steps = (torch.arange(n, dtype=boxes.dtype) + 0.5) / n
-        pos = view[:, axis, None] + steps * (view[:, axis + 2, None] -
-                                             view[:, axis, None])
-        centres.append((pos >= boxes[:, axis, None])
-                       & (pos < boxes[:, axis + 2, None]))
-    mask = centres[1][:, :, None] & centres[0][:, None, :]
+        edges = torch.arange(n + 1, dtype=boxes.dtype) / n
+        edges = view[:, axis, None] + edges * (view[:, axis + 2, None] -
+                                               view[:, axis, None])
+        overlaps.append((edges[:, :-1] < boxes[:, axis + 2, None])
+                        & (edges[:, 1:] > boxes[:, axis, None]))
+    mask = overlaps[1][:, :, None] & overlaps[0][:, None, :]
     return mask[:, None].to(device)
 
 

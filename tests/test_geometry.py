@@ -311,8 +311,8 @@ def test_maps_in_view_are_the_image_maps_on_a_canvas_and_a_crop():
     assert mask.shape == (1, 1, 6, 8)
     assert mask.all()  # the crop lies inside the image
     mask = G.box_mask([image_box], [canvas_box], (12, 16))
-    # stride 4: centres 2, 6, ... inside 30 rows x 40 columns
-    assert mask[0, 0, :7, :10].all() and mask[0, 0].sum() == 7 * 10
+    # stride 4: 30 rows x 40 columns touch 8 x 10 pixels
+    assert mask[0, 0, :8, :10].all() and mask[0, 0].sum() == 8 * 10
 
 
 def test_float64_is_kept_for_gradient_checks():
