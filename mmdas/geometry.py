@@ -453,11 +453,15 @@ def inverse_warp(maps: Tensor,
                  region: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
     """Bring per-frame maps back to the image's geometry.
 
-    A pixel is valid when every source pixel its value interpolates lies in
-    ``region``: the region (ones by default) is warped along with the maps
-    and only pixels whose warped weight is 1 are kept. A geometric "inside
-    the frame" test would also keep the half-pixel band along the border in
-    which ``grid_sample`` blends its zero padding into the values.
+    A pixel is valid when its value interpolates only frame pixels that were
+    made from the image alone: the image region (ones by default) is warped
+    forward like the frames, its pixels of weight 1 that lie in the region
+    (frames are cut to it, see :func:`mmdas.video.warp_frames`) are warped
+    back with the maps, and pixels whose weight is 1 again are kept. A geometric "inside
+    the frame" test would also keep the half-pixel band along the frame
+    border, where ``grid_sample`` blends its zero padding into the values,
+    and the band along the image's edge inside the frame, which the frame
+    generator blended with black.
 
     Args:
         maps (Tensor): ``[B, C, h, w]`` maps in frame geometry (any
@@ -467,19 +471,22 @@ def inverse_warp(maps: Tensor,
             :func:`maps_in_view` for padded or cropped maps).
         mode (str): Interpolation mode.
         region (Tensor, optional): ``[B, 1, h, w]`` bool or 0/1 mask of the
-            map's pixels that hold the image (the rest is padding). Defaults
-            to the whole map.
+            pixels that hold the image (the rest is padding), the same in
+            every frame. Defaults to the whole map.
 
     Returns:
         tuple[Tensor, Tensor]: Maps in image geometry ``[B, C, h, w]`` and a
-        ``[B, 1, h, w]`` bool mask of pixels whose value comes from the
-        region only.
+        ``[B, 1, h, w]`` bool mask of valid pixels.
     """
     dtype = maps.dtype if maps.dtype.is_floating_point else torch.float32
+    mats = mats.to(dtype)
     if region is None:
         region = maps.new_ones((maps.shape[0], 1) + maps.shape[2:],
                                dtype=dtype)
-    # one grid_sample for the maps and their region weight
-    both = torch.cat([maps.to(dtype), region.to(dtype)], dim=1)
-    out, _ = _sample(both, mats.to(dtype), mode, None)
+    region = region.to(dtype)
+    # a frame is the image's frame cut to the image region (padded after)
+    made_from_image = (warp(region, mats, mode) >= 1 - 1e-3) & (region > 0)
+    # one grid_sample for the maps and their weight
+    both = torch.cat([maps.to(dtype), made_from_image.to(dtype)], dim=1)
+    out, _ = _sample(both, mats, mode, None)
     return out[:, :-1], out[:, -1:] >= 1 - 1e-3
