@@ -224,7 +224,9 @@ class TemporalFusionHead(BaseModule):
         img_shape = info.get('img_shape')
         if (self.fusion != 'inverse_warp'
                 or not isinstance(img_shape, torch.Size)
-                or info.get('das_view_box') is not None):
+                or info.get('das_view_box') is not None
+                or self.matrices_key not in info
+                or info.get('das_num_frames') == 1):
             return  # mmseg marks slide crops by a torch.Size img_shape
         whole = info.get('das_input_shape')
         if whole is not None and tuple(whole) == tuple(img_shape):
