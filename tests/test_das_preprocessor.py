@@ -182,6 +182,26 @@ def test_padded_frames_are_the_unpadded_frames_padded(mode, training):
         assert not torch.allclose(a, b)
 
 
+def test_cls_padded_frames_are_the_unpadded_frames_padded():
+    from mmpretrain.datasets.transforms import PackInputs
+    rng = np.random.RandomState(0)
+    packed = [
+        PackInputs()(dict(img=rng.randint(0, 256, (h, w, 3)).astype(
+            np.uint8), gt_label=0, img_shape=(h, w))) for h, w in SIZES
+    ]
+    common = dict(policy=POLICY, mean=MEAN, std=STD, to_rgb=True)
+    out = DASClsDataPreprocessor(pad_size_divisor=16, **common)(
+        _collate(packed), True)
+    assert out['inputs'].shape == (2, 15, 32, 32)
+    for i, (h, w) in enumerate(SIZES):
+        alone = DASClsDataPreprocessor(**common)(_collate(packed[i:i + 1]))
+        assert torch.allclose(out['inputs'][i, :, :h, :w],
+                              alone['inputs'][0], atol=1e-4)
+        assert torch.allclose(out['data_samples'][i].das_matrices,
+                              alone['data_samples'][0].das_matrices)
+        assert out['data_samples'][i].das_image_box == (0, 0, w, h)
+
+
 def test_pipeline_and_device_frames_agree_when_padded():
     common = dict(mean=MEAN, std=STD, bgr_to_rgb=True, size_divisor=16)
     a = DASSegDataPreProcessor(**common)(
