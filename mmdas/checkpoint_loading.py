@@ -25,9 +25,15 @@ variable ``MMDAS_TRUSTED_CHECKPOINTS=1`` (see ``docs/compat.md``).
 import os
 import os.path as osp
 import pickle
+import re
 from typing import Callable, Dict, List, Tuple
 
 TRUST_ENV_VAR = 'MMDAS_TRUSTED_CHECKPOINTS'
+
+# What torch's weights-only unpickler says when it refuses an object (as
+# opposed to data it cannot parse: a truncated or damaged file)
+REFUSAL = re.compile(r'GLOBAL|unrecognized function|attribute lookup|'
+                     r'Can only (create|build|append|SETITEM)|allowlist')
 
 # Attributes that a checkpoint's pickle may look up with ``getattr``, per
 # object. Filled lazily (the classes import mmengine / numpy).
@@ -143,9 +149,13 @@ def safe_load(source: str, load: Callable[[bool], object]):
         if 'Weights only load failed' not in str(err) and not isinstance(
                 err, UntrustedCheckpointError):
             raise
+        reason = _refusal_reason(err)
+        if not REFUSAL.search(reason):  # damaged data, not a refused object
+            raise pickle.UnpicklingError(
+                f'{source} is not a readable checkpoint: {reason}') from None
         raise UntrustedCheckpointError(
             f'Refused to load the checkpoint {source}: '
-            f'{_refusal_reason(err)}. mmdas loads checkpoints with '
+            f'{reason}. mmdas loads checkpoints with '
             'torch.load(weights_only=True) and allows only what an '
             "OpenMMLab checkpoint holds (tensors, mmengine's HistoryBuffer, "
             'numpy arrays and scalars), so that loading a file never runs '
