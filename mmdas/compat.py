@@ -24,7 +24,9 @@ import sys
 import types
 from typing import Callable, Dict
 
-from .checkpoint_loading import (install_checkpoint_loaders,  # noqa: F401
+from .checkpoint_loading import (UntrustedCheckpointError,  # noqa: F401
+                                 allowlisted_getattr,
+                                 install_checkpoint_loaders,
                                  load_checkpoint_file)
 
 # Pure-PyTorch modules of ``mmcv/ops`` that need no compiled extension, with
