@@ -76,3 +76,94 @@ def test_uncovered_weights_need_allow_missing(model_state, tiny_seg_root,
     assert '2 weights are not in the checkpoint and keep their initial ' \
         'values' in allowed.stdout
     assert re.search(r'Iter\(test\) \[4/4\].*mIoU', allowed.stdout)
+
+
+# --- CheckpointCoverageHook on its own (fast) -----------------------------
+
+
+class _Net(torch.nn.Module):
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3)
+        self.bn = torch.nn.BatchNorm2d(4)
+        self.head = torch.nn.Linear(4, 2)
+
+    def test_step(self, data):  # what BaseTTAModel asks of its module
+        return data
+
+
+class _Logger:
+
+    def __init__(self):
+        self.lines = []
+
+    def info(self, msg):
+        self.lines.append(msg)
+
+    warning = info
+
+
+def _check(model, state_dict, **kwargs):
+    from types import SimpleNamespace
+
+    from mmdas.engine import CheckpointCoverageHook
+    runner = SimpleNamespace(model=model, logger=_Logger())
+    CheckpointCoverageHook(**kwargs).after_load_checkpoint(
+        runner, dict(state_dict=state_dict))
+    return runner.logger.lines
+
+
+def test_coverage_complete_checkpoint_passes():
+    state = _Net().state_dict()
+    net = _Net()
+    assert _check(net, {f'module.{k}': v for k, v in state.items()}) == []
+    assert torch.equal(net.head.weight, state['head.weight'])
+
+
+def test_coverage_missing_and_misshapen_weights_fail():
+    state = _Net().state_dict()
+    del state['head.bias']
+    state['head.weight'] = torch.zeros(3, 4)
+    with pytest.raises(RuntimeError) as err:
+        _check(_Net(), state)
+    message = str(err.value)
+    # 8 weights: num_batches_tracked is not one
+    assert "covers 6 of the model's 8 weights" in message
+    assert 'expected by the model: head.bias.' in message
+    assert 'head.weight: model (2, 4) vs checkpoint (3, 4)' in message
+
+
+def test_coverage_allow_missing_and_warn_only():
+    state = {k: v for k, v in _Net().state_dict().items()
+             if not k.startswith('head.')}
+    lines = _check(_Net(), state, allow_missing=['head.*'])
+    assert lines == ["2 weights are not in the checkpoint and keep their "
+                     "initial values (allowed by ['head.*']): head.weight, "
+                     'head.bias']
+    lines = _check(_Net(), state, strict=False)
+    assert 'expected by the model: head.weight, head.bias.' in lines[0]
+    assert lines[0].endswith('These weights keep their initial values.')
+
+
+def test_coverage_sees_through_tta_and_key_remapping():
+    """What mmengine loads into: the TTA model's module; a key the model
+    renames on load (as a 2D-to-video remap does) counts as provided."""
+    from mmengine.model import BaseTTAModel
+
+    class TTA(BaseTTAModel):
+
+        def merge_preds(self, data_samples_list):
+            return data_samples_list
+
+    def rename(state_dict, prefix, *args):
+        if prefix + 'old_head.weight' in state_dict:
+            for name in ('weight', 'bias'):
+                state_dict[prefix + 'head.' + name] = state_dict.pop(
+                    prefix + 'old_head.' + name)
+
+    net = _Net()
+    net._register_load_state_dict_pre_hook(rename)
+    state = {k.replace('head.', 'old_head.'): v
+             for k, v in _Net().state_dict().items()}
+    assert _check(TTA(module=net), state) == []

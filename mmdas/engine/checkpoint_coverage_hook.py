@@ -11,7 +11,7 @@ from collections import OrderedDict
 from typing import Dict, List, Sequence, Tuple
 
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
+from mmengine.model import BaseTTAModel, is_model_wrapper
 
 from mmdas.registry import HOOKS
 
@@ -107,8 +107,11 @@ class CheckpointCoverageHook(Hook):
         return missing, mismatched, total
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        model = runner.model.module if is_model_wrapper(
-            runner.model) else runner.model
+        # the module mmengine's load_state_dict loads into: it unwraps model
+        # wrappers and test-time-augmentation models (``--tta``)
+        model = runner.model
+        while is_model_wrapper(model) or isinstance(model, BaseTTAModel):
+            model = model.module
         missing, mismatched, total = self.uncovered(model, checkpoint)
         allowed = [k for k in missing if any(
             fnmatch.fnmatchcase(k, p) for p in self.allow_missing)]
