@@ -76,6 +76,12 @@ def uninterrupted(tiny_seg_root, tmp_path_factory):
     return _weights(tmp / 'work' / f'iter_{MAX_ITERS}.pth')
 
 
+def _snapshot(work_dir):
+    """The files of a work dir and what its pointer says, after the kill."""
+    with open(work_dir / 'last_checkpoint') as f:
+        return dict(files=sorted(os.listdir(work_dir)), pointer=f.read())
+
+
 def _kill_then_resume(tmp_path, data_root, kill, max_keep=1,
                       between=None):
     """Run until the kill, check it was one, optionally damage the work dir
@@ -97,14 +103,9 @@ def test_kill_while_writing_checkpoint_keeps_the_previous_one(
     """max_keep_ckpts=1, killed half-way through writing iter_4: iter_2 is
     still there and the resumed run ends where an uninterrupted one does."""
     seen = {}
-
-    def inspect(work_dir):
-        seen['files'] = sorted(os.listdir(work_dir))
-        with open(work_dir / 'last_checkpoint') as f:
-            seen['pointer'] = f.read()
-
     work_dir, _, resumed = _kill_then_resume(
-        tmp_path, tiny_seg_root, (4, 'checkpoint'), between=inspect)
+        tmp_path, tiny_seg_root, (4, 'checkpoint'),
+        between=lambda work_dir: seen.update(_snapshot(work_dir)))
     # the half-written bytes went to the partial file, not to iter_4.pth,
     # and the old checkpoint was not deleted first
     assert 'iter_2.pth' in seen['files']
@@ -126,14 +127,9 @@ def test_kill_while_writing_pointer_keeps_it_intact(uninterrupted,
     """Killed while ``last_checkpoint`` is rewritten (after iter_4 is in
     place): the pointer still names iter_2, which was not deleted yet."""
     seen = {}
-
-    def inspect(work_dir):
-        seen['files'] = sorted(os.listdir(work_dir))
-        with open(work_dir / 'last_checkpoint') as f:
-            seen['pointer'] = f.read()
-
     work_dir, _, resumed = _kill_then_resume(
-        tmp_path, tiny_seg_root, (4, 'pointer'), between=inspect)
+        tmp_path, tiny_seg_root, (4, 'pointer'),
+        between=lambda work_dir: seen.update(_snapshot(work_dir)))
     assert seen['pointer'] == str(work_dir / 'iter_2.pth')
     assert {'iter_2.pth', 'iter_4.pth'} <= set(seen['files'])
     assert 'resumed epoch: 0, iter: 2' in resumed
@@ -167,7 +163,8 @@ def test_resume_skips_empty_pointer_and_truncated_newest(
 # --- the fallback on its own, with hand-made work dirs (fast) -------------
 
 
-class _Logger:
+class ListLogger:
+    """Collects what a hook logs (stands in for the runner's logger)."""
 
     def __init__(self):
         self.lines = []
@@ -180,7 +177,7 @@ class _Logger:
 
 def _runner(work_dir):
     return SimpleNamespace(
-        work_dir=str(work_dir), logger=_Logger(), _resume=True,
+        work_dir=str(work_dir), logger=ListLogger(), _resume=True,
         _load_from=None)
 
 

@@ -10,6 +10,7 @@ from mmengine.config import Config
 
 from conftest import SEG_CONFIG, run_tool, seg_options
 from test_compat import _hostile_checkpoint
+from test_crash_safe_checkpoints import ListLogger
 
 TEST = [sys.executable, osp.join('tools', 'test.py')]
 
@@ -93,22 +94,11 @@ class _Net(torch.nn.Module):
         return data
 
 
-class _Logger:
-
-    def __init__(self):
-        self.lines = []
-
-    def info(self, msg):
-        self.lines.append(msg)
-
-    warning = info
-
-
 def _check(model, state_dict, **kwargs):
     from types import SimpleNamespace
 
     from mmdas.engine import CheckpointCoverageHook
-    runner = SimpleNamespace(model=model, logger=_Logger())
+    runner = SimpleNamespace(model=model, logger=ListLogger())
     CheckpointCoverageHook(**kwargs).after_load_checkpoint(
         runner, dict(state_dict=state_dict))
     return runner.logger.lines
