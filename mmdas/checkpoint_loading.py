@@ -98,12 +98,11 @@ def checkpoint_safe_globals() -> List[Tuple[Callable, str]]:
         pairs.append((multiarray.scalar, f'{module}.scalar'))
         pairs.append((multiarray._reconstruct, f'{module}._reconstruct'))
     # a dtype is rebuilt as np.dtype(...) and then BUILT: the unpickler checks
-    # the instance's class, which is one of numpy.dtypes' classes in numpy 2
-    for name in dir(getattr(np, 'dtypes', None)):
-        cls = getattr(np.dtypes, name)
-        if isinstance(cls, type) and issubclass(cls, np.dtype):
-            pairs.append((cls, f'numpy.dtypes.{name}'))
-    return pairs
+    # the instance's class, one per kind of dtype (numpy.dtypes.Float64DType)
+    for code in np.typecodes['All']:
+        cls = type(np.dtype(code))
+        pairs.append((cls, f'{cls.__module__}.{cls.__qualname__}'))
+    return sorted(set(pairs), key=lambda pair: pair[1])
 
 
 def checkpoints_trusted() -> bool:
