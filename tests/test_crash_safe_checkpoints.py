@@ -33,6 +33,9 @@ def _config(tmp_path, data_root, name, max_keep=1, kill=None):
     ``kill=(step, moment)`` adds the test-only KillDuringSave hook."""
     cfg = Config.fromfile(SEG_CONFIG)
     shrink_config(cfg, data_root, iters=MAX_ITERS)
+    # mmengine's hook, as mmseg's default_runtime.py sets it: tools/train.py
+    # must make it the crash-safe one
+    cfg.default_hooks.checkpoint.type = 'CheckpointHook'
     cfg.default_hooks.checkpoint.interval = 2
     cfg.default_hooks.checkpoint.max_keep_ckpts = max_keep
     # dropout draws from torch's RNG, whose state a checkpoint does not hold
@@ -252,3 +255,24 @@ def test_explicit_resume_path_is_left_alone(tmp_path):
     runner._load_from = str(tmp_path / 'elsewhere.pth')
     SafeCheckpointHook(interval=2, by_epoch=False).before_run(runner)
     assert runner._load_from == str(tmp_path / 'elsewhere.pth')
+
+
+@pytest.mark.parametrize('hook,expected', [
+    (dict(type='CheckpointHook', interval=5), 'SafeCheckpointHook'),
+    (None, None),  # checkpointing turned off stays off
+    (dict(type='MyCheckpointHook'), 'MyCheckpointHook'),
+    ('absent', 'SafeCheckpointHook'),  # mmengine's default, made safe
+])
+def test_tools_make_the_checkpoint_hook_crash_safe(hook, expected):
+    from mmdas.utils import use_checkpoint_hooks
+    cfg = Config(dict(default_hooks=dict(timer=dict(type='IterTimerHook'))))
+    if hook != 'absent':
+        cfg.default_hooks.checkpoint = hook
+    use_checkpoint_hooks(cfg, test=True, allow_missing=['a.*'])
+    checkpoint = cfg.default_hooks.checkpoint
+    assert (checkpoint and checkpoint['type']) == expected
+    if hook and hook != 'absent':
+        assert checkpoint.get('interval') == hook.get('interval')
+    assert cfg.custom_hooks == [
+        dict(type='CheckpointCoverageHook', strict=True, allow_missing=['a.*'])
+    ]
