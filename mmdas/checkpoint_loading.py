@@ -22,6 +22,7 @@ listed) is refused with :class:`UntrustedCheckpointError` before it runs. A
 trusted legacy file can be loaded with full pickle by setting the environment
 variable ``MMDAS_TRUSTED_CHECKPOINTS=1`` (see ``docs/compat.md``).
 """
+import logging
 import os
 import os.path as osp
 import pickle
@@ -140,6 +141,11 @@ def safe_load(source: str, load: Callable[[bool], object]):
     """
     import torch
     if checkpoints_trusted():
+        from mmengine.logging import print_log
+        print_log(
+            f'{TRUST_ENV_VAR} is set: loading {source} with full pickle, '
+            'which runs any code the file contains.',
+            logger='current', level=logging.WARNING)
         return load(False)
     try:
         with torch.serialization.safe_globals(checkpoint_safe_globals()):
