@@ -141,7 +141,8 @@ class SafeCheckpointHook(CheckpointHook):
 
         ``last_checkpoint``'s target if it loads, else the newest numbered
         checkpoint that loads. None if there is neither a pointer nor a
-        checkpoint (a fresh run, as in mmengine).
+        checkpoint (a fresh run, as in mmengine). A pointer to remote
+        storage (``s3://...``) is followed as mmengine does.
 
         Raises:
             RuntimeError: There are checkpoints or a pointer, but none loads.
@@ -153,6 +154,8 @@ class SafeCheckpointHook(CheckpointHook):
         if osp.isfile(pointer):
             with open(pointer) as f:
                 target = f.read().strip()
+            if '://' in target:  # remote storage: mmengine's behaviour
+                return target
             if target:
                 candidates.append(target)
             else:
