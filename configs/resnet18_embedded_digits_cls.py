@@ -57,6 +57,6 @@ val_cfg = dict()
 test_cfg = dict()
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=5),
-    checkpoint=dict(type='CheckpointHook', interval=1, save_last=True))
+    checkpoint=dict(type='SafeCheckpointHook', interval=1, save_last=True))
 env_cfg = dict(dist_cfg=dict(backend='gloo'))
 randomness = dict(seed=0)

@@ -11,9 +11,11 @@ needed. See ``docs/compat.md`` for the cause of each breakage.
   With full mmcv installed it does nothing.
 * :func:`install_checkpoint_loader`: torch>=2.6 loads with
   ``weights_only=True``, which refuses checkpoints that mmengine 0.10.7 itself
-  writes (they pickle ``HistoryBuffer`` and numpy objects). The fix
-  re-registers mmengine's local-file loader only; ``torch.load`` elsewhere
-  keeps its safe default.
+  writes (they pickle ``HistoryBuffer`` and numpy objects), while mmengine's
+  URL loader unpickles anything. The fix re-registers mmengine's checkpoint
+  loaders with ``weights_only=True`` and an allow-list of exactly what such
+  checkpoints hold (:mod:`mmdas.checkpoint_loading`); ``torch.load``
+  elsewhere is untouched.
 """
 import importlib
 import importlib.util
@@ -21,6 +23,11 @@ import os.path as osp
 import sys
 import types
 from typing import Callable, Dict
+
+from .checkpoint_loading import (UntrustedCheckpointError,  # noqa: F401
+                                 allowlisted_getattr,
+                                 install_checkpoint_loaders,
+                                 load_checkpoint_file)
 
 # Pure-PyTorch modules of ``mmcv/ops`` that need no compiled extension, with
 # the public names each provides. mmseg imports ``point_sample`` at import
@@ -127,25 +134,14 @@ def install_mmcv_ops_fallback(force: bool = False) -> bool:
     return True
 
 
-def load_checkpoint_file(filename: str, map_location=None):
-    """mmengine's local checkpoint loader, with ``weights_only=False``.
-
-    Checkpoints written by mmengine pickle its ``HistoryBuffer`` and numpy
-    objects, which torch>=2.6's default ``weights_only=True`` refuses. Only
-    load checkpoints you trust, as with any pickle.
-    """
-    import torch
-    filename = osp.expanduser(filename)
-    if not osp.isfile(filename):
-        raise FileNotFoundError(f'{filename} can not be found.')
-    return torch.load(filename, map_location=map_location, weights_only=False)
-
-
 def install_checkpoint_loader() -> Callable:
-    """Register :func:`load_checkpoint_file` for mmengine's local paths."""
-    from mmengine.runner.checkpoint import CheckpointLoader
-    CheckpointLoader.register_scheme(
-        prefixes='', loader=load_checkpoint_file, force=True)
+    """Register mmdas's safe loaders for mmengine's checkpoint schemes.
+
+    See :mod:`mmdas.checkpoint_loading`: local files, http(s) URLs and
+    model-zoo names all load with ``torch.load(weights_only=True)`` and an
+    allow-list of what OpenMMLab checkpoints hold.
+    """
+    install_checkpoint_loaders()
     return load_checkpoint_file
 
 

@@ -15,6 +15,7 @@ from mmengine.config import Config, ConfigDict, DictAction  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 from mmdas.utils import check_config_types, prepare_cfg_for_launch  # noqa
+from mmdas.utils import use_checkpoint_hooks  # noqa: E402
 
 
 def parse_args():
@@ -49,6 +50,13 @@ def parse_args():
         help='job launcher')
     parser.add_argument(
         '--tta', action='store_true', help='test time augmentation')
+    parser.add_argument(
+        '--allow-missing',
+        action='append',
+        default=[],
+        metavar='PATTERN',
+        help='model weights (fnmatch pattern, repeatable) that the checkpoint '
+        'may lack; by default the checkpoint must provide every weight')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args()
     if 'LOCAL_RANK' not in os.environ:
@@ -96,6 +104,7 @@ def main():
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(args.config))[0])
     cfg.load_from = args.checkpoint
+    use_checkpoint_hooks(cfg, test=True, allow_missing=args.allow_missing)
 
     if args.show or args.show_dir:
         enable_visualization(cfg, args, is_cls)

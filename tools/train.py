@@ -18,6 +18,7 @@ from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 from mmdas.utils import check_config_types, prepare_cfg_for_launch  # noqa
+from mmdas.utils import use_checkpoint_hooks  # noqa: E402
 
 
 def parse_args():
@@ -59,6 +60,7 @@ def main():
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
     cfg = prepare_cfg_for_launch(cfg, args.launcher)
+    use_checkpoint_hooks(cfg)  # crash-safe saving, resume fallback
     check_config_types(cfg)
 
     # work_dir priority: CLI > config > ./work_dirs/<config name>
