@@ -18,7 +18,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import mmdas  # noqa: E402,F401  (compat fixes + registration)
 from mmengine.config import Config, DictAction  # noqa: E402
 
-from mmdas.datasets.checks import check_dataset_config  # noqa: E402
+from mmdas.datasets.checks import check_dataset_or_exit  # noqa: E402
 
 
 def parse_args():
@@ -51,11 +51,9 @@ def main():
     cfg = Config.fromfile(args.config)
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
-    report = check_dataset_config(
+    check_dataset_or_exit(
         cfg, splits=args.splits, workers=args.workers,
         progress=not args.no_progress)
-    print(report.summary())
-    sys.exit(0 if report.ok else 1)
 
 
 if __name__ == '__main__':

@@ -46,6 +46,11 @@ def parse_args():
         choices=['none', 'pytorch', 'slurm', 'mpi'],
         default='none',
         help='job launcher')
+    parser.add_argument(
+        '--check-data',
+        action='store_true',
+        help='first read every file of the train/val/test sets and stop if '
+        'any is wrong (tools/check_dataset.py)')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args()
     if 'LOCAL_RANK' not in os.environ:
@@ -58,6 +63,9 @@ def main():
     cfg = Config.fromfile(args.config)
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    if args.check_data:
+        from mmdas.datasets.checks import check_dataset_or_exit
+        check_dataset_or_exit(cfg)
     cfg = prepare_cfg_for_launch(cfg, args.launcher)
     check_config_types(cfg)
 

@@ -401,3 +401,25 @@ def _check_one(pool, dataset_cfg, split, report, progress, log):
     report.num_files += sum(
         ('img_path' in info) + (info.get('seg_map_path') is not None)
         for info in infos)
+
+
+def check_dataset_or_exit(cfg: Config, **kwargs) -> DataCheckReport:
+    """:func:`check_dataset_config`, print the report, exit 1 on a problem.
+
+    ``tools/train.py --check-data`` runs this before it builds anything.
+
+    Args:
+        cfg (Config): The config to check.
+        **kwargs: Arguments of :func:`check_dataset_config`.
+
+    Returns:
+        DataCheckReport: The report, when nothing is wrong.
+
+    Raises:
+        SystemExit: With status 1 if anything is wrong.
+    """
+    report = check_dataset_config(cfg, **kwargs)
+    print(report.summary(), flush=True)
+    if not report.ok:
+        raise SystemExit(1)
+    return report
