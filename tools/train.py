@@ -18,6 +18,7 @@ from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 from mmdas.utils import check_config_types, prepare_cfg_for_launch  # noqa
+from mmdas.utils import report_lost_ranks  # noqa: E402
 
 
 def parse_args():
@@ -99,7 +100,8 @@ def main():
         runner = Runner.from_cfg(cfg)
     else:
         runner = RUNNERS.build(cfg)
-    runner.train()
+    with report_lost_ranks(cfg):  # a lost rank ends the run, named
+        runner.train()
 
 
 if __name__ == '__main__':
