@@ -318,6 +318,13 @@ def _missing_label_dirs(infos: List[dict], split: str):
     return frozenset(missing), problems
 
 
+def _usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def check_dataset_config(cfg: Config,
                          splits: Sequence[str] = _SPLITS,
                          workers: Optional[int] = None,
@@ -333,7 +340,7 @@ def check_dataset_config(cfg: Config,
             to check; a split whose dataloader is missing or equal to an
             earlier one is skipped. Defaults to all three.
         workers (int, optional): Threads that read files. Defaults to
-            ``min(32, 4 * cpu_count)``.
+            ``min(32, 4 * usable CPU cores)``.
         progress (bool): Show a progress bar per data set. Defaults to True.
         log (Callable): Where progress notes go. Defaults to ``print``.
 
@@ -341,7 +348,7 @@ def check_dataset_config(cfg: Config,
         DataCheckReport: The problems found, and how fast files were read.
     """
     init_default_scope(cfg.get('default_scope', None) or 'mmengine')
-    workers = workers or min(32, 4 * (os.cpu_count() or 1))
+    workers = workers or min(32, 4 * _usable_cpus())
     report = DataCheckReport()
     seen = []
     start = time.perf_counter()
