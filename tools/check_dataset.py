@@ -35,7 +35,7 @@ def parse_args():
         '--workers',
         type=int,
         default=None,
-        help='threads that read files (default: 4 x CPU cores, at most 32)')
+        help='threads that read files (default: CPU cores + 4, at most 32)')
     parser.add_argument(
         '--no-progress', action='store_true', help='no progress bar')
     parser.add_argument(

@@ -340,7 +340,7 @@ def check_dataset_config(cfg: Config,
             to check; a split whose dataloader is missing or equal to an
             earlier one is skipped. Defaults to all three.
         workers (int, optional): Threads that read files. Defaults to
-            ``min(32, 4 * usable CPU cores)``.
+            ``min(32, usable CPU cores + 4)``.
         progress (bool): Show a progress bar per data set. Defaults to True.
         log (Callable): Where progress notes go. Defaults to ``print``.
 
@@ -348,7 +348,7 @@ def check_dataset_config(cfg: Config,
         DataCheckReport: The problems found, and how fast files were read.
     """
     init_default_scope(cfg.get('default_scope', None) or 'mmengine')
-    workers = workers or min(32, 4 * _usable_cpus())
+    workers = workers or min(32, _usable_cpus() + 4)  # as ThreadPoolExecutor
     report = DataCheckReport()
     seen = []
     start = time.perf_counter()
