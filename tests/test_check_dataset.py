@@ -6,6 +6,7 @@ Each test breaks a copy of the tiny embedded set the way real data breaks
 truncated label, an empty or missing folder, a missing label) and expects
 the error or report to name the file.
 """
+import glob
 import os
 import os.path as osp
 import runpy
@@ -19,8 +20,10 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 from conftest import CLS_CONFIG, REPO, SEG_CONFIG
+from fixtures import (make_cityscapes, make_fashion_mnist, make_imagenet,
+                      make_voc_aug)
 from mmdas.datasets.checks import (check_dataset_config, label_value_lut,
-                                   seg_label_problems)
+                                   leaf_dataset_cfgs, seg_label_problems)
 
 NUM_CLASSES = 11  # the embedded digits: background + 10 digits
 
@@ -289,3 +292,47 @@ def test_empty_training_folder_fails_at_build_naming_it(seg_root):
         build_split(seg_cfg(seg_root), 'train')
     assert str(err.value).startswith(
         f'BaseSegDataset found no samples in img_path={train_imgs}')
+
+
+# ---------------------------------------------------------------------------
+# every dataset layout the shipped configs read
+
+
+def _break_first(pattern):
+    def breaker(root):
+        path = sorted(glob.glob(osp.join(root, pattern), recursive=True))[0]
+        truncate(path)
+        return path
+    return breaker
+
+
+LAYOUTS = {
+    'plain_deeplabv3plus_cityscapes': (
+        lambda r: make_cityscapes(r, num_train=2, num_val=1),
+        _break_first('gtFine/val/**/*.png'), 2 * 2 + 2 * 1),
+    'plain_deeplabv3plus_voc12aug': (
+        make_voc_aug, _break_first('JPEGImages/2007_aug*.jpg'),
+        2 * (2 + 2) + 2 * 1),
+    'plain_resnet50_imagenet': (make_imagenet,
+                                _break_first('val/*.JPEG'), 4 + 4),
+    # in memory: labels are checked, there are no files to decode
+    'plain_resnet18_fashionmnist': (make_fashion_mnist, None, 0),
+}
+
+
+@pytest.mark.parametrize('name', sorted(LAYOUTS))
+def test_shipped_dataset_layouts(name, tmp_path):
+    write, breaker, num_files = LAYOUTS[name]
+    root = str(tmp_path / 'data')
+    write(root)
+    cfg = Config.fromfile(osp.join(REPO, 'configs', f'{name}.py'))
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        for dataset in leaf_dataset_cfgs(cfg[loader].dataset):
+            dataset.data_root = root
+    report, problems = problems_of(cfg)
+    assert problems == {} and report.num_files == num_files
+    if breaker is not None:
+        broken = breaker(root)
+        _, problems = problems_of(cfg)
+        assert [path for _, path in problems] == [broken]
+        assert 'does not decode' in list(problems.values())[0]

@@ -175,14 +175,15 @@ def label_value_lut(reduce_zero_label: bool,
 
 
 def seg_label_problems(label: np.ndarray, image_shape: Sequence[int],
-                       num_classes: int, ignore_index: int,
+                       num_classes: Optional[int], ignore_index: int,
                        lut: np.ndarray) -> List[str]:
     """What is wrong with a decoded (``flag='unchanged'``) label map.
 
     Args:
         label (np.ndarray): The label as decoded, before any squeeze.
         image_shape (Sequence[int]): ``(H, W)`` of its image.
-        num_classes (int): Valid ids are ``0 .. num_classes - 1``.
+        num_classes (int, optional): Valid ids are ``0 .. num_classes - 1``;
+            None checks no id.
         ignore_index (int): The id that marks unlabelled pixels.
         lut (np.ndarray): :func:`label_value_lut` of the dataset.
 
@@ -207,6 +208,8 @@ def seg_label_problems(label: np.ndarray, image_shape: Sequence[int],
                 f'label values up to {int(label.max())} do not fit uint8 '
                 "(mmseg's LoadAnnotations casts labels to uint8)")
         label = label.astype(np.uint8)
+    if num_classes is None:
+        return problems
     present = np.flatnonzero(np.bincount(label.ravel(), minlength=256))
     mapped = lut[present]
     bad = present[(mapped >= num_classes) & (mapped != ignore_index)]

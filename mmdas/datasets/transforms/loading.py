@@ -21,7 +21,6 @@ They are drop-in replacements in any pipeline (``type=
 """
 from typing import Optional
 
-import numpy as np
 from mmcv.transforms import LoadImageFromFile
 from mmseg.datasets.transforms import LoadAnnotations
 
@@ -97,13 +96,10 @@ class LoadAnnotationsChecked(LoadAnnotations):
         label = results['gt_seg_map']
         # mmseg squeezes the decoded label: a colour label stays 3-D
         image_shape = results.get('ori_shape', label.shape[:2])
-        num_classes = self.num_classes
-        if num_classes is None:  # check no id: every value is in range
-            num_classes, lut = 256, np.arange(256)
-        else:  # the ids are already mapped
-            lut = label_value_lut(False, None)
-        problems = seg_label_problems(label, image_shape, num_classes,
-                                      self.ignore_index, lut)
+        # the ids are already reduced and mapped: check them as they are
+        problems = seg_label_problems(label, image_shape, self.num_classes,
+                                      self.ignore_index,
+                                      label_value_lut(False, None))
         if problems:
             raise ValueError(f'{path}: ' + '; '.join(problems))
 
