@@ -19,6 +19,7 @@ from conftest import REPO, SEG_CONFIG, seg_options, tool_env
 from mmdas.utils import (prepare_cfg_for_launch, report_lost_ranks,
                          resolve_dist_timeout)
 from mmdas.utils.launch import DEFAULT_DIST_TIMEOUT
+from mmdas.utils.lost_ranks import is_peer_failure
 
 
 def free_port():
@@ -45,6 +46,20 @@ def test_timeout_default_config_and_env(monkeypatch):
     with pytest.raises(ValueError, match="env_cfg.dist_cfg.timeout='2h'"):
         resolve_dist_timeout(
             Config(dict(env_cfg=dict(dist_cfg=dict(timeout='2h')))))
+
+
+def test_only_backend_failures_are_diagnosed():
+    assert is_peer_failure(RuntimeError(
+        '[/__w/pytorch/pytorch/third_party/gloo/gloo/transport/tcp/'
+        'unbound_buffer.cc:129] Timed out waiting 10000ms for send operation '
+        'to complete'))
+    assert is_peer_failure(RuntimeError(
+        '[../third_party/gloo/gloo/transport/tcp/pair.cc:534] Connection '
+        'closed by peer [127.0.0.1]:4242'))
+    # a rank's own errors pass through: no barrier the others never join
+    assert not is_peer_failure(RuntimeError(
+        'DataLoader timed out after 60 seconds'))
+    assert not is_peer_failure(OSError('data/x.png: does not decode'))
 
 
 def test_not_distributed_passes_errors_through():

@@ -18,15 +18,28 @@ from mmengine.config import Config
 
 from .launch import resolve_dist_timeout
 
-# the backend errors that mean "a peer did not answer"
+# the backend errors that mean "a peer did not answer" (gloo raises a plain
+# RuntimeError naming its source file; NCCL a DistBackendError). Anything
+# else, e.g. a data error on this rank alone, passes through: the other
+# ranks would not join the diagnosing barrier.
 _PEER_FAILURE = re.compile(
-    r'timed out|timeout|connection (closed|reset|refused)|broken pipe|'
-    r'peer|socket', re.IGNORECASE)
+    r'gloo/transport|Timed out waiting \d+ ?ms|Connection (closed|reset) by '
+    r'peer|NCCL|collective operation timeout')
+_BACKEND_ERRORS = tuple(
+    getattr(torch_dist, name) for name in ('DistBackendError',
+                                           'DistNetworkError')
+    if hasattr(torch_dist, name))
 _FAILED_RANKS = re.compile(r'Ranks? ([\d, ]+) failed to pass')
 _SILENT_RANK = re.compile(r'while waiting for send/recv from rank (\d+)')
 
 # seconds the survivors wait for each other in the diagnosing barrier
 BARRIER_SECONDS = 30
+
+
+def is_peer_failure(error: BaseException) -> bool:
+    """Whether ``error`` is a collective that failed for want of a peer."""
+    return isinstance(error, _BACKEND_ERRORS) or bool(
+        _PEER_FAILURE.search(str(error)))
 
 
 def lost_ranks(group, seconds: float) -> tuple:
@@ -87,7 +100,7 @@ def report_lost_ranks(cfg: Config):
     try:
         yield
     except Exception as error:
-        if not _PEER_FAILURE.search(f'{type(error).__name__} {error}'):
+        if not is_peer_failure(error):
             raise
         rank = torch_dist.get_rank()
         ranks, detail = lost_ranks(group, min(timeout, BARRIER_SECONDS))
