@@ -416,7 +416,9 @@ def _check_one(pool, dataset_cfg, split, report, progress, log):
 def check_dataset_or_exit(cfg: Config, **kwargs) -> DataCheckReport:
     """:func:`check_dataset_config`, print the report, exit 1 on a problem.
 
-    ``tools/train.py --check-data`` runs this before it builds anything.
+    ``tools/train.py --check-data`` runs this before it builds anything
+    (on every rank of a launched run; ranks other than 0 show no progress
+    bar).
 
     Args:
         cfg (Config): The config to check.
@@ -428,6 +430,8 @@ def check_dataset_or_exit(cfg: Config, **kwargs) -> DataCheckReport:
     Raises:
         SystemExit: With status 1 if anything is wrong.
     """
+    if os.environ.get('RANK', '0') != '0':  # a launched run: one bar
+        kwargs.setdefault('progress', False)
     report = check_dataset_config(cfg, **kwargs)
     print(report.summary(), flush=True)
     if not report.ok:
