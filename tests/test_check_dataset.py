@@ -9,6 +9,7 @@ the error or report to name the file.
 import glob
 import os
 import os.path as osp
+import re
 import runpy
 import shutil
 import sys
@@ -336,3 +337,15 @@ def test_shipped_dataset_layouts(name, tmp_path):
         _, problems = problems_of(cfg)
         assert [path for _, path in problems] == [broken]
         assert 'does not decode' in list(problems.values())[0]
+
+
+def test_mixing_doc_block_is_the_shipped_one():
+    """docs/mixing_das.md's checked-loading block is what the Cityscapes
+    config runs (tested end to end in test_configs_e2e.py)."""
+    with open(osp.join(REPO, 'docs', 'mixing_das.md')) as f:
+        text = f.read()
+    block = re.search(r'## Checked loading.*?```python\n(.*?)```', text,
+                      re.S).group(1)
+    with open(osp.join(REPO, 'configs',
+                       'plain_deeplabv3plus_cityscapes.py')) as f:
+        assert block in f.read()
