@@ -4,7 +4,6 @@ The process group gets a timeout (``env_cfg.dist_cfg.timeout``,
 ``$MMDAS_DIST_TIMEOUT``, default 10 minutes), and ``report_lost_ranks``
 names the rank that stopped answering.
 """
-import os
 import os.path as osp
 import signal
 import socket
