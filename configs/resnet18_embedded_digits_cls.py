@@ -15,14 +15,15 @@ data_preprocessor = dict(
     mean=[127.5, 127.5, 127.5],
     std=[64.0, 64.0, 64.0],
     to_rgb=True)
+# mmdas' checked loader names the file when an image does not decode
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageFromFileChecked'),
     dict(type='RandomCrop', crop_size=32, padding=4),
     # no flips: a mirrored digit is a different symbol
     dict(type='PackInputs'),
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageFromFileChecked'),
     dict(type='PackInputs'),
 ]
 train_dataloader = dict(

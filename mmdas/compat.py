@@ -16,6 +16,10 @@ needed. See ``docs/compat.md`` for the cause of each breakage.
   loaders with ``weights_only=True`` and an allow-list of exactly what such
   checkpoints hold (:mod:`mmdas.checkpoint_loading`); ``torch.load``
   elsewhere is untouched.
+* :func:`install_empty_dataset_error`: mmengine's ``BaseDataset`` with no
+  samples (an empty or mistyped folder) fails with numpy's ``need at least
+  one array to concatenate``. The fix raises an error naming the dataset
+  class and its folders instead, when the dataset is built.
 """
 import importlib
 import importlib.util
@@ -145,7 +149,34 @@ def install_checkpoint_loader() -> Callable:
     return load_checkpoint_file
 
 
+def install_empty_dataset_error() -> Callable:
+    """Make an empty mmengine dataset fail at build, naming its folders.
+
+    Wraps ``BaseDataset._serialize_data``, the first step that breaks on an
+    empty sample list; non-empty datasets are serialised as before.
+    """
+    from mmengine.dataset import BaseDataset
+    serialize = getattr(BaseDataset._serialize_data, '__wrapped__',
+                        BaseDataset._serialize_data)
+
+    def _serialize_data(self):
+        if len(self.data_list) == 0:
+            from mmdas.datasets.checks import dataset_source
+            raise ValueError(
+                f'{type(self).__name__} found no samples in '
+                f'{dataset_source(self)}: the folder is empty, or data_root, '
+                'data_prefix, ann_file or the file suffix '
+                f'({getattr(self, "img_suffix", "?")}) is wrong. '
+                '`python tools/check_dataset.py CONFIG` checks every split.')
+        return serialize(self)
+
+    _serialize_data.__wrapped__ = serialize
+    BaseDataset._serialize_data = _serialize_data
+    return _serialize_data
+
+
 def apply_all() -> None:
     """Apply every fix; called once by ``import mmdas``."""
     install_mmcv_ops_fallback()
     install_checkpoint_loader()
+    install_empty_dataset_error()

@@ -16,6 +16,7 @@ from mmengine.runner import Runner  # noqa: E402
 
 from mmdas.utils import check_config_types, prepare_cfg_for_launch  # noqa
 from mmdas.utils import use_checkpoint_hooks  # noqa: E402
+from mmdas.utils import report_lost_ranks  # noqa: E402
 
 
 def parse_args():
@@ -132,7 +133,8 @@ def main():
         from mmengine.evaluator import DumpResults
         runner.test_evaluator.metrics.append(
             DumpResults(out_file_path=args.out))
-    runner.test()
+    with report_lost_ranks(cfg):  # a lost rank ends the run, named
+        runner.test()
 
 
 if __name__ == '__main__':
