@@ -78,6 +78,9 @@ COVERED_ELSEWHERE = {
     'plain_deeplabv3plus_r18_embedded': 'test_tools.py, test_dist.py',
     'das_deeplabv3plus_r18_embedded': 'test_tools.py (the demo)',
     'resnet18_embedded_digits_cls': 'test_tools.py',
+    'das_search_deeplabv3plus_r18_embedded': 'test_das_search.py',
+    'das_resnet18_embedded_digits_cls': 'test_das_search.py',
+    'das_search_resnet18_embedded_digits_cls': 'test_das_search.py',
 }
 
 
