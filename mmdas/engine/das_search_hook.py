@@ -183,7 +183,7 @@ class _RngStream:
         name, keys, pos, has_gauss, cached = state['numpy']
         self.state = dict(
             python=(version, tuple(internal), gauss),
-            numpy=(name, keys.numpy().astype(np.uint32), pos, has_gauss,
+            numpy=(name, keys.cpu().numpy().astype(np.uint32), pos, has_gauss,
                    cached),
             torch=state['torch'].cpu())
 
@@ -390,7 +390,10 @@ class DASSearchHook(Hook):
         if hasattr(loop, 'dataloader_iterator'):  # IterBasedTrainLoop
             loop.dataloader_iterator = type(loop.dataloader_iterator)(loader)
         elif hasattr(loop, '_max_epochs'):  # EpochBasedTrainLoop
-            for i, cfg in enumerate(runner.cfg.get('param_scheduler') or []):
+            schedulers = runner.cfg.get('param_scheduler') or []
+            if isinstance(schedulers, dict):
+                schedulers = [schedulers]
+            for i, cfg in enumerate(schedulers):
                 if isinstance(cfg, dict) and cfg.get('convert_to_iter_based'):
                     raise ValueError(
                         f'DASSearchHook: param_scheduler[{i}] converts '

@@ -127,7 +127,9 @@ class _BatchNormTrainMode:
 
     def __enter__(self):
         self.was_training = self.model.training
-        self.bns = [m for m in self.model.modules() if isinstance(m, _BatchNorm)]
+        self.bns = [
+            m for m in self.model.modules() if isinstance(m, _BatchNorm)
+        ]
         self.saved = [{k: v.clone() for k, v in m.named_buffers()}
                       for m in self.bns]
         self.model.eval()
