@@ -166,13 +166,16 @@ def test_alpha_and_weight_steps_are_separate(tmp_path, tiny_seg_root):
 
 
 def test_split_is_deterministic_by_seed(tmp_path, tiny_seg_root):
+    runner, hook = _runner(tmp_path, tiny_seg_root,
+                           **{'das_search.seed': 5})
     splits = []
-    for seed, sub in ((5, 'a'), (5, 'b'), (6, 'c')):
-        runner, hook = _runner(tmp_path / sub, tiny_seg_root,
-                               **{'das_search.seed': seed})
+    for seed in (5, 5, 6):
+        runner.cfg.das_search.seed = seed
         hook.setup(runner)
         splits.append(hook.split)
     assert splits[0] == splits[1] and splits[0] != splits[2]
+    # set up again, the loop still trains on a part of the full set
+    assert len(runner.train_dataloader.dataset) == 4
 
 
 @pytest.mark.parametrize('changes, match', [
