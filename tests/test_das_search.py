@@ -240,6 +240,9 @@ def test_segmentation_search_then_training_twin(tiny_seg_root, tmp_path):
     assert train_iters(log) == [(1, 2), (2, 2)]
     assert re.search(r'arch_loss: [0-9.]+', log)
     assert 'DAS search, iter 1, softmax(alpha): edge 0: identity' in log
+    # the log names the option that trains the twin with the policy
+    assert f'--cfg-options model.data_preprocessor.policy={work}/policy.json' \
+        in log
     policy, record = _search_outputs(
         work, ('identity', 'translate_x', 'translate_y', 'scale', 'rotate'))
     assert policy.num_frames == 4
@@ -268,6 +271,7 @@ def test_classification_search_then_training_twin(tiny_cls_root, tmp_path):
         'das_search.selection.eval_batches=1'
     ]).stdout
     assert re.search(r'arch_loss: [0-9.]+', log)
+    assert f'--cfg-options data_preprocessor.policy={work}/policy.json' in log
     _search_outputs(
         work, ('identity', 'translate_x', 'translate_y', 'scale', 'rotate'))
     twin = run_tool(TRAIN + [

@@ -636,11 +636,13 @@ class DASSearchHook(Hook):
                              osp.join(work_dir, ARGMAX_POLICY_FILE))
             with open(osp.join(work_dir, SELECTION_FILE), 'w') as f:
                 json.dump(record, f, indent=2)
-            logger.info('DAS search: wrote '
-                        f'{osp.join(work_dir, POLICY_FILE)}; train with '
-                        '--cfg-options model.data_preprocessor.policy='
-                        f'{osp.join(work_dir, POLICY_FILE)} (mmseg) or '
-                        'data_preprocessor.policy=... (mmpretrain)')
+            # mmseg configs nest the preprocessor in the model, mmpretrain
+            # configs keep it at the top level
+            key = ('model.data_preprocessor' if 'data_preprocessor' in
+                   runner.cfg.get('model', {}) else 'data_preprocessor')
+            path = osp.join(work_dir, POLICY_FILE)
+            logger.info(f'DAS search: wrote {path}; train the training '
+                        f'twin with --cfg-options {key}.policy={path}')
         return record
 
     def _eval_batches(self, limit: Optional[int]):
