@@ -383,3 +383,35 @@ def test_alpha_stays_equal_on_two_cpu_ranks(tiny_seg_root, tmp_path,
     seen = [set(r['img_paths']) for r in records]
     assert not seen[0] & seen[1] and len(seen[0] | seen[1]) == 4
     assert DASPolicy.load(str(work_dir / 'policy.json'))
+
+
+def test_multi_node_selection_tunes_and_writes_a_frozen_cell(
+        tmp_path, tiny_seg_root):
+    runner, hook = _runner(
+        tmp_path, tiny_seg_root, **{
+            'model.data_preprocessor.cell.num_nodes': 2,
+            'das_search.selection': dict(
+                tune_iters=1, eval_batches=1, criterion='mIoU')
+        })
+    hook.setup(runner)
+    lrs = [g['lr'] for g in runner.optim_wrapper.optimizer.param_groups]
+    before = _weights(runner.model)
+    record = hook.select(runner)
+
+    steps = record['perturbation']['steps']
+    assert sorted(s['edge'] for s in steps) == list(range(5))
+    assert all(len(s['masked']) == 5 for s in steps)
+    # tuned between decisions (4 weight steps), learning rates restored
+    assert any(not torch.equal(v, before[n])
+               for n, v in _weights(runner.model).items())
+    assert lrs == [g['lr'] for g in runner.optim_wrapper.optimizer.param_groups]
+    assert hook.cell._fixed_weights is None
+
+    path = osp.join(runner.work_dir, 'policy.json')
+    with open(path) as f:
+        data = json.load(f)
+    assert data['type'] == 'FrozenDASCell' and data['num_nodes'] == 2
+    assert data['genotype'] == record['perturbation']['genotype']
+    pre = DASSegDataPreProcessor(policy=path, mean=[0, 0, 0], std=[1, 1, 1])
+    assert pre.cell.genotype() == data['genotype']
+    assert pre.num_frames == 4
