@@ -1,5 +1,6 @@
 """The DAS search: DASSearchHook, perturbation-based selection, the policy
 file it writes and the training twin that takes it."""
+import glob
 import json
 import os.path as osp
 import re
@@ -246,6 +247,11 @@ def test_segmentation_search_then_training_twin(tiny_seg_root, tmp_path):
     policy, record = _search_outputs(
         work, ('identity', 'translate_x', 'translate_y', 'scale', 'rotate'))
     assert policy.num_frames == 4
+    # softmax(α) reached the visualisation backend (LocalVisBackend here)
+    scalars, = glob.glob(osp.join(work, '*', 'vis_data', 'scalars.json'))
+    steps = [json.loads(line) for line in open(scalars)
+             if 'das_search/edge0/rotate' in line]
+    assert [s['step'] for s in steps] == [0, 1, 2]
     assert record['split']['num_weight_samples'] == 4
 
     # the training twin takes the file as is
