@@ -1,4 +1,5 @@
-# Search space and schedule for das_deeplabv3plus_voc12aug.py; see _base_/das_search.py.
+# The DAS search for das_deeplabv3plus_voc12aug.py (docs/das_search.md); see
+# _base_/das_search.py.
 _base_ = ['./das_deeplabv3plus_voc12aug.py', './_base_/das_search.py']
 
 model = dict(
@@ -6,6 +7,3 @@ model = dict(
     # a mixture of transforms has no single inverse: fuse by plain mean
     decode_head=dict(fusion='mean'),
     auxiliary_head=dict(fusion='mean'))
-# alpha is not regularised like the weights (DARTS)
-optim_wrapper = dict(
-    paramwise_cfg=dict(custom_keys={'.cell.alphas': dict(decay_mult=0.0)}))

@@ -1,7 +1,5 @@
-# Search space and schedule for das_resnet18_cifar10.py; see _base_/das_search.py.
+# The DAS search for das_resnet18_cifar10.py (docs/das_search.md); see
+# _base_/das_search.py.
 _base_ = ['./das_resnet18_cifar10.py', './_base_/das_search.py']
 
 data_preprocessor = dict(policy=None, cell={{_base_.das_search_cell}})
-# alpha is not regularised like the weights (DARTS)
-optim_wrapper = dict(
-    paramwise_cfg=dict(custom_keys={'.cell.alphas': dict(decay_mult=0.0)}))

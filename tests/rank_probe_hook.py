@@ -16,6 +16,14 @@ def _param_sum(model):
     return float(sum(p.detach().double().sum() for p in model.parameters()))
 
 
+def _alphas(model):
+    """A search cell's α (None without one)."""
+    for name, param in model.named_parameters():
+        if name.endswith('cell.alphas'):
+            return param.detach().tolist()
+    return None
+
+
 @HOOKS.register_module()
 class RankProbeHook(Hook):
     """Write ``rank<r>.json`` into the work_dir after training."""
@@ -24,6 +32,7 @@ class RankProbeHook(Hook):
         self.img_paths = []
         self.iters = 0
         self.start_sum = _param_sum(runner.model)
+        self.start_alphas = _alphas(runner.model)
 
     def before_train_iter(self, runner, batch_idx, data_batch=None):
         self.iters += 1
@@ -42,6 +51,8 @@ class RankProbeHook(Hook):
             img_paths=self.img_paths,
             start_param_sum=self.start_sum,
             end_param_sum=_param_sum(runner.model),
+            start_alphas=self.start_alphas,
+            end_alphas=_alphas(runner.model),
             wrapper=type(runner.model).__name__)
         with open(osp.join(runner.work_dir, f'rank{rank}.json'), 'w') as f:
             json.dump(record, f)

@@ -78,6 +78,9 @@ COVERED_ELSEWHERE = {
     'plain_deeplabv3plus_r18_embedded': 'test_tools.py, test_dist.py',
     'das_deeplabv3plus_r18_embedded': 'test_tools.py (the demo)',
     'resnet18_embedded_digits_cls': 'test_tools.py',
+    'das_search_deeplabv3plus_r18_embedded': 'test_das_search.py',
+    'das_resnet18_embedded_digits_cls': 'test_das_search.py',
+    'das_search_resnet18_embedded_digits_cls': 'test_das_search.py',
 }
 
 
@@ -120,6 +123,11 @@ def test_config_trains_and_validates(name, tmp_path):
     assert 0.0 <= float(found[-1]) <= 100.0
     ckpts = glob.glob(str(tmp_path / 'work' / '*.pth'))
     assert ckpts, 'no checkpoint written'
+    if name.startswith('das_search_'):
+        # the search ran (DASSearchHook) and wrote the policy to train with
+        from mmdas.policy import DASPolicy
+        assert re.search(r'arch_loss: [0-9.]+', log)
+        DASPolicy.load(str(tmp_path / 'work' / 'policy.json'))
 
 
 def _fashion_cfg(tmp_path):

@@ -1,8 +1,10 @@
 from .checkpoint_coverage_hook import CheckpointCoverageHook
+from .das_search_hook import DASSearchHook
 from .model_wrappers import MMDASDistributedDataParallel
+from .perturbation_selection import PerturbationSelection, task_metric
 from .safe_checkpoint_hook import SafeCheckpointHook
 
 __all__ = [
-    'CheckpointCoverageHook', 'MMDASDistributedDataParallel',
-    'SafeCheckpointHook'
+    'CheckpointCoverageHook', 'DASSearchHook', 'MMDASDistributedDataParallel',
+    'PerturbationSelection', 'SafeCheckpointHook', 'task_metric'
 ]

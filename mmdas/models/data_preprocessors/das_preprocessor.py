@@ -46,6 +46,7 @@ from mmdas.geometry import per_image_matrices, reference_frame
 from mmdas.policy import DASPolicy, build_policy, check_num_frames
 from mmdas.registry import MODELS
 from mmdas.video import stack_frames, warp_frames
+from ..frozen_das_cell import is_frozen_cell_file, load_frozen_cell
 
 
 def _image_boxes(inputs) -> Tensor:
@@ -68,6 +69,9 @@ class _DASVideoMixin:
     _conversion_attr = ''
 
     def _init_das(self, policy, cell, num_frames, name: str) -> None:
+        if is_frozen_cell_file(policy):
+            # a multi-node search writes its frozen cell where a policy goes
+            policy, cell = None, load_frozen_cell(policy)
         if policy is not None and cell is not None:
             raise ValueError(f'{name}: give either `policy` (a fixed DAS '
                              f'policy) or `cell` (a DASCell to search), not '
@@ -243,7 +247,9 @@ class DASSegDataPreProcessor(_DASVideoMixin, SegDataPreProcessor):
     Args:
         policy (dict | str | DASPolicy, optional): Fixed policy
             ``dict(transforms=[dict(op=..., magnitude=...)], num_frames=8,
-            profile='symmetric')`` or a policy JSON path.
+            profile='symmetric')``, a policy JSON path, or the frozen cell
+            file a multi-node search writes (see
+            :mod:`mmdas.models.frozen_das_cell`).
         cell (dict | DASCell, optional): A ``dict(type='DASCell', ...)`` to
             search with; it becomes the submodule ``cell``.
         num_frames (int, optional): Only to check the frames that come from
