@@ -118,10 +118,16 @@ def measure(args):
                  supernet_weight_step=weight_step,
                  twin_training_step=twin_step)
     times = {name: [] for name in steps}
+    def sync():  # CUDA runs asynchronously: time finished work only
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+
     for rep in range(args.warmup + args.iters):
         for name, step in steps.items():
+            sync()
             start = time.perf_counter()
             step()
+            sync()
             elapsed = time.perf_counter() - start
             if rep >= args.warmup:
                 times[name].append(elapsed)
