@@ -258,45 +258,6 @@ def build_jobs(args) -> list:
     return jobs
 
 
-def summarize(results: dict) -> list:
-    """One row per arm: top-1 mean/std over seeds and the mean costs."""
-    arms = {}
-    for key, result in results.items():
-        if not key.startswith('test/'):
-            continue
-        train = results.get(key.replace('test/', 'train/', 1), {})
-        arm = arms.setdefault(result['arm'], dict(
-            name=result['arm'], description=result['description'],
-            epochs=result['epochs'], passes=result['passes'],
-            is_2d=result['is_2d'], top1=[], train_s_per_epoch=[],
-            train_s=[], test_ms_per_image=[], seeds=[]))
-        arm['top1'].append(result['metrics']['accuracy/top1'])
-        arm['test_ms_per_image'].append(result['test_ms_per_image'])
-        arm['seeds'].append(result['seed'])
-        if train:
-            arm['train_s_per_epoch'].append(train['train_s_per_epoch'])
-            arm['train_s'].append(train['train_s_total'])
-    rows = []
-    for name in sorted(arms, key=_arm_order):
-        arm = arms[name]
-        mean, std = common.mean_std(arm.pop('top1'))
-        rows.append(dict(
-            arm,
-            mean=mean,
-            std=std,
-            n=len(arm['seeds']),
-            train_s_per_epoch=common.mean_std(arm['train_s_per_epoch'])[0],
-            train_s=common.mean_std(arm['train_s'])[0],
-            test_ms_per_image=common.mean_std(arm['test_ms_per_image'])[0]))
-    return rows
-
-
-def _arm_order(name: str):
-    base, _, mult = name.partition('_x')
-    base = base if base in ARMS else name
-    return (list(ARMS).index(base) if base in ARMS else len(ARMS), mult)
-
-
 def report(args, argv, rows, machine) -> None:
     header = ['arm', 'what', 'epochs', 'top-1 (%)', 'seeds', 'train s/epoch',
               'train s total', 'test ms/image', 'frames/image']
@@ -344,27 +305,11 @@ def main(argv=None):
     if not args.report_only:
         from mmdas.datasets.fashion_mnist import prepare_fashion_mnist
         prepare_fashion_mnist(args.data_root)
-    jobs = build_jobs(args)
-    if args.report_only:
-        results = common.finished_results(jobs, args.study_dir)
-    else:
-        results = common.run_jobs(jobs, args.study_dir, args.jobs,
-                                  args.device, args.threads, args.dry_run)
-    if args.dry_run:
-        return
-    rows = summarize(results)
-    machine = common.machine_info(args.device)
-    full_argv = [osp.relpath(osp.abspath(__file__), REPO)] + list(argv)
-    path = common.write_results(args.study_dir, full_argv, machine, results,
-                                rows)
-    if not rows:
-        print('no finished test run yet: no report written')
-        return
-    report(args, full_argv, rows, machine)
-    print(f'results: {path}; report: {args.md}; plot: {args.png}')
-    for row in rows:
-        print(f'  {row["name"]:<22} top-1 {common.fmt(row["mean"], row["std"])}'
-              f' ({row["n"]} seeds)')
+    common.finish_study(
+        args, argv, __file__, build_jobs(args), 'accuracy/top1',
+        dict(train_s_per_epoch='train_s_per_epoch', train_s='train_s_total'),
+        lambda full_argv, rows, machine: report(args, full_argv, rows,
+                                                machine))
 
 
 if __name__ == '__main__':

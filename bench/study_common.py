@@ -50,7 +50,8 @@ RESULT_FILE = 'result.json'
 LOG_EVERY_ITER = [
     'default_hooks.logger.interval=1', 'log_processor.window_size=1'
 ]
-# per-iteration lines: 'Iter(test) [ 3/50]    eta: 0:00:01  time: 0.0213  data_time: 0.0011'
+# per-iteration lines, e.g.
+#   Iter(test) [ 3/50]    eta: 0:00:01  time: 0.0213  data_time: 0.0011
 # (mmpretrain's runtime writes 'Epoch(test)'); the final metric line has no eta
 _TEST_ITER = re.compile(
     r'(?:Epoch|Iter)\(test\) \[\s*(\d+)/(\d+)\]\s+eta: \S+\s+time: ([\d.]+)'
@@ -275,7 +276,8 @@ def collect(job: Job, study_dir: str) -> dict:
         result = parse_train_log(work_dir)
     else:
         result = parse_test_log(work_dir, job.test_batch)
-    result.update(key=job.key, tool=job.tool, **job.meta)
+    result.update(key=job.key, tool=job.tool, train_key=job.checkpoint_of,
+                  meta=dict(job.meta))
     return result
 
 
@@ -367,6 +369,83 @@ def mean_std(values: Sequence[float]) -> tuple:
         return float('nan'), float('nan')
     std = statistics.stdev(values) if len(values) > 1 else 0.0
     return statistics.mean(values), std
+
+
+def summarize(results: Dict[str, dict], metric: str,
+              train_costs: Dict[str, str], order: Sequence[str]) -> List[dict]:
+    """One row per arm: ``metric`` mean/std over the seeds, mean costs.
+
+    Args:
+        results: key -> result of :func:`run_jobs`.
+        metric: Key of the test runs' ``metrics`` (``'mIoU'``...).
+        train_costs: Row field -> field of the training run's result that
+            is averaged into it (``'train_s_per_iter'``...).
+        order: Arm names in the order of the rows.
+
+    Returns:
+        list[dict]: The arm's ``meta`` plus ``name``, ``mean``, ``std``,
+        ``n``, ``seeds``, ``test_ms_per_image`` and the ``train_costs``.
+    """
+    arms = {}
+    for result in results.values():
+        if result['tool'] != 'test':
+            continue
+        meta = dict(result['meta'])
+        seed = meta.pop('seed')
+        arm = arms.setdefault(meta['arm'], dict(
+            meta, name=meta['arm'], values=[], seeds=[],
+            costs={k: [] for k in ['test_ms_per_image', *train_costs]}))
+        arm['values'].append(result['metrics'][metric])
+        arm['seeds'].append(seed)
+        arm['costs']['test_ms_per_image'].append(result['test_ms_per_image'])
+        train = results.get(result['train_key'], {})
+        for field, source in train_costs.items():
+            if source in train:
+                arm['costs'][field].append(train[source])
+    rows = []
+    for name in sorted(arms, key=lambda n: (list(order).index(n)
+                                            if n in order else len(order), n)):
+        arm = arms[name]
+        mean, std = mean_std(arm.pop('values'))
+        costs = arm.pop('costs')
+        rows.append(dict(arm, mean=mean, std=std, n=len(arm['seeds']),
+                         **{k: mean_std(v)[0] for k, v in costs.items()}))
+    return rows
+
+
+def finish_study(args, argv: Sequence[str], script: str, jobs: Sequence[Job],
+                 metric: str, train_costs: Dict[str, str], report) -> None:
+    """Run (or, with ``--report-only``, only read) the jobs; write
+    ``results.json``, the report and the plot; print one line per arm.
+
+    Args:
+        args: The parsed common arguments (:func:`add_common_args`).
+        argv: The command-line arguments, recorded in the outputs.
+        script: The study script's path.
+        jobs, metric, train_costs: See :func:`run_jobs`, :func:`summarize`.
+        report: ``report(argv, rows, machine)`` writes ``--md``/``--png``.
+    """
+    if args.report_only:
+        results = finished_results(jobs, args.study_dir)
+    else:
+        results = run_jobs(jobs, args.study_dir, args.jobs, args.device,
+                           args.threads, args.dry_run)
+    if args.dry_run:
+        return
+    order = list(
+        dict.fromkeys(j.meta['arm'] for j in jobs if j.tool == 'test'))
+    rows = summarize(results, metric, train_costs, order)
+    machine = machine_info(args.device)
+    argv = [osp.relpath(osp.abspath(script), REPO)] + list(argv)
+    path = write_results(args.study_dir, argv, machine, results, rows)
+    if not rows:
+        print('no finished test run yet: no report written')
+        return
+    report(argv, rows, machine)
+    print(f'results: {path}; report: {args.md}; plot: {args.png}')
+    for row in rows:
+        print(f'  {row["name"]:<22} {metric} {fmt(row["mean"], row["std"])} '
+              f'({row["n"]} seeds), {row["test_ms_per_image"]:.3g} ms/image')
 
 
 def machine_info(device: str) -> str:

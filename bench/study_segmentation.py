@@ -34,6 +34,7 @@ Examples::
         --study-dir /tmp/s
 """
 import argparse
+import os
 import os.path as osp
 import sys
 
@@ -119,6 +120,7 @@ def das_policy_file(study_dir: str) -> tuple:
     policy = DASPolicy.from_dict(
         Config.fromfile(DAS).das_policy.to_dict(), field='das_policy')
     path = osp.join(osp.abspath(study_dir), 'configs', 'das_test_policy.json')
+    os.makedirs(osp.dirname(path), exist_ok=True)
     policy.dump(path)
     return path, policy.num_frames
 
@@ -184,33 +186,6 @@ def build_jobs(args) -> list:
     return jobs, frames
 
 
-def summarize(results: dict) -> list:
-    arms = {}
-    for key, result in results.items():
-        if not key.startswith('test/'):
-            continue
-        train = results.get(f'train/{result["model"]}/seed{result["seed"]}',
-                            {})
-        arm = arms.setdefault(result['arm'], dict(
-            name=result['arm'], description=result['description'],
-            model=result['model'], passes=result['passes'], miou=[],
-            test_ms_per_image=[], train_s_per_iter=[], seeds=[]))
-        arm['miou'].append(result['metrics']['mIoU'])
-        arm['test_ms_per_image'].append(result['test_ms_per_image'])
-        arm['seeds'].append(result['seed'])
-        if train:
-            arm['train_s_per_iter'].append(train['train_s_per_iter'])
-    rows = []
-    for name in [a for a in ARMS if a in arms]:
-        arm = arms[name]
-        mean, std = common.mean_std(arm.pop('miou'))
-        rows.append(dict(
-            arm, mean=mean, std=std, n=len(arm['seeds']),
-            test_ms_per_image=common.mean_std(arm['test_ms_per_image'])[0],
-            train_s_per_iter=common.mean_std(arm['train_s_per_iter'])[0]))
-    return rows
-
-
 def report(args, argv, rows, machine, frames) -> None:
     header = ['arm', 'what', 'trained model', 'passes/image', 'mIoU (%)',
               'seeds', 'test ms/image', 'train s/iter']
@@ -251,26 +226,11 @@ def main(argv=None):
                                 num_train=args.num_train,
                                 num_val=args.num_val, canvas=args.size)
     jobs, frames = build_jobs(args)
-    if args.report_only:
-        results = common.finished_results(jobs, args.study_dir)
-    else:
-        results = common.run_jobs(jobs, args.study_dir, args.jobs,
-                                  args.device, args.threads, args.dry_run)
-    if args.dry_run:
-        return
-    rows = summarize(results)
-    machine = common.machine_info(args.device)
-    full_argv = [osp.relpath(osp.abspath(__file__), REPO)] + list(argv)
-    path = common.write_results(args.study_dir, full_argv, machine, results,
-                                rows)
-    if not rows:
-        print('no finished test run yet: no report written')
-        return
-    report(args, full_argv, rows, machine, frames)
-    print(f'results: {path}; report: {args.md}; plot: {args.png}')
-    for row in rows:
-        print(f'  {row["name"]:<18} mIoU {common.fmt(row["mean"], row["std"])}'
-              f' ({row["n"]} seeds), {row["test_ms_per_image"]:.3g} ms/image')
+    common.finish_study(
+        args, argv, __file__, jobs, 'mIoU',
+        dict(train_s_per_iter='train_s_per_iter'),
+        lambda full_argv, rows, machine: report(args, full_argv, rows,
+                                                machine, frames))
 
 
 if __name__ == '__main__':

@@ -75,8 +75,9 @@ def test_finished_run_is_not_redone(tmp_path, monkeypatch):
         return _FinishedProcess(osp.join(tmp_path, job.key.replace('/', '_')))
 
     monkeypatch.setattr(common, 'launch', fake_launch)
-    monkeypatch.setattr(common, 'collect',
-                        lambda job, d: dict(job.meta, metrics=dict(m=1.0)))
+    monkeypatch.setattr(
+        common, 'collect',
+        lambda job, d: dict(metrics=dict(m=1.0), meta=dict(job.meta)))
     results = common.run_jobs([train, test], study, n_jobs=2, device='cpu')
     # only the test job ran, on the stored checkpoint of the training run
     assert [key for key, _ in launched] == ['test/a/seed0']
@@ -84,7 +85,7 @@ def test_finished_run_is_not_redone(tmp_path, monkeypatch):
     assert cmd[2:4] == ['a.py', '/ckpt/epoch_1.pth']
     assert cmd[-2:] == ['--cfg-options', 'x=1']
     assert results['test/a/seed0']['metrics'] == dict(m=1.0)
-    assert common.load_result(study, 'test/a/seed0')['arm'] == 'a'
+    assert common.load_result(study, 'test/a/seed0')['meta']['arm'] == 'a'
     # a second study run launches nothing
     launched.clear()
     again = common.run_jobs([train, test], study, n_jobs=2, device='cpu')
@@ -156,6 +157,31 @@ def test_parse_logs(tmp_path):
     open(osp.join(work, 'tool.log'), 'w').close()
     with pytest.raises(RuntimeError, match='logger.interval=1'):
         common.parse_test_log(work, batch_size=1)
+
+
+def test_summarize_over_seeds():
+    def test(arm, seed, miou, ms):
+        return dict(tool='test', train_key=f'train/{arm}/seed{seed}',
+                    metrics=dict(mIoU=miou), test_ms_per_image=ms,
+                    meta=dict(arm=arm, seed=seed, passes=4))
+
+    results = {
+        't1': test('b', 0, 40.0, 2.0),
+        't2': test('b', 1, 44.0, 4.0),
+        't3': test('a', 0, 30.0, 1.0),
+        'train/b/seed0': dict(tool='train', train_s_per_iter=0.5),
+        'train/b/seed1': dict(tool='train', train_s_per_iter=1.5),
+    }
+    rows = common.summarize(results, 'mIoU',
+                            dict(train_s='train_s_per_iter'), ['b', 'a'])
+    assert [r['name'] for r in rows] == ['b', 'a']
+    b, a = rows
+    assert b['mean'] == pytest.approx(42.0)
+    assert b['std'] == pytest.approx(2 ** 0.5 * 2)  # sample std
+    assert b['n'] == 2 and b['seeds'] == [0, 1] and b['passes'] == 4
+    assert b['test_ms_per_image'] == pytest.approx(3.0)
+    assert b['train_s'] == pytest.approx(1.0)
+    assert a['std'] == 0.0 and a['train_s'] != a['train_s']  # no run: nan
 
 
 def test_classification_jobs_and_arms(tmp_path):
