@@ -256,8 +256,16 @@ def parse_test_log(work_dir: str, batch_size: int) -> dict:
     if not records:
         raise RuntimeError(f'{work_dir}: the test run logged no metric')
     with open(osp.join(work_dir, 'tool.log')) as f:
-        iters = [(int(i), float(t) - float(d))
-                 for i, _, t, d in _TEST_ITER.findall(f.read())]
+        text = f.read()
+    if 'missing keys in source state_dict' in text:
+        # mmengine loads load_from non-strictly: such a model is partly
+        # random, and its numbers would be wrong without an error
+        raise RuntimeError(
+            f'{work_dir}/tool.log: the checkpoint lacks some of the model\'s '
+            'weights ("missing keys in source state_dict"); the test is '
+            'invalid.')
+    iters = [(int(i), float(t) - float(d))
+             for i, _, t, d in _TEST_ITER.findall(text)]
     if not iters:
         raise RuntimeError(
             f'{work_dir}/tool.log: no "Iter(test) [i/N] ... time: ... '
