@@ -15,8 +15,6 @@ from mmengine.config import Config, ConfigDict, DictAction  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 from mmdas.utils import check_config_types, prepare_cfg_for_launch  # noqa
-from mmdas.utils.test_time_das import (das_test_time_model,  # noqa: E402
-                                       parse_das_test_policy)
 
 
 def parse_args():
@@ -50,8 +48,6 @@ def parse_args():
         default='none',
         help='job launcher')
     parser.add_argument(
-        '--tta', action='store_true', help='test time augmentation')
-    parser.add_argument(
         '--das-test-policy',
         metavar='FILE|OP:MAGNITUDE',
         help='segmentation: test a 2D model on DAS frames of each image '
@@ -62,6 +58,8 @@ def parse_args():
         type=int,
         help='frames per image for --das-test-policy OP:MAGNITUDE '
         '(default 8)')
+    parser.add_argument(
+        '--tta', action='store_true', help='test time augmentation')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args()
     if 'LOCAL_RANK' not in os.environ:
@@ -114,6 +112,8 @@ def main():
         enable_visualization(cfg, args, is_cls)
 
     if args.das_test_policy:
+        from mmdas.utils.test_time_das import (das_test_time_model,
+                                               parse_das_test_policy)
         if args.tta or is_cls:
             raise ValueError('--das-test-policy: works on mmseg models and '
                              'not together with --tta.')
