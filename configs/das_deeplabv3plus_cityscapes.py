@@ -15,6 +15,8 @@ das_policy = dict(
     profile='symmetric')
 
 model = dict(
+    # EncoderDecoder that tells the fusion head where slide crops lie
+    type='DASEncoderDecoder',
     # offline default; for ImageNet weights set 'open-mmlab://resnet50_v1c'
     pretrained=None,
     data_preprocessor=dict(type='DASSegDataPreProcessor', policy=das_policy),

@@ -11,6 +11,8 @@ das_policy = dict(
     num_frames=num_frames,
     profile='symmetric')
 model = dict(
+    # EncoderDecoder that tells the fusion head where slide crops lie
+    type='DASEncoderDecoder',
     data_preprocessor=dict(type='DASSegDataPreProcessor', policy=das_policy),
     backbone=dict(
         type='GSFResNetV1c', num_frames=num_frames, temporal_module='gsf'),

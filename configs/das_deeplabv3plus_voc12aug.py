@@ -12,6 +12,8 @@ das_policy = dict(
     profile='symmetric')
 
 model = dict(
+    # EncoderDecoder that tells the fusion head where slide crops lie
+    type='DASEncoderDecoder',
     pretrained=None,  # offline default; ImageNet: 'open-mmlab://resnet50_v1c'
     data_preprocessor=dict(type='DASSegDataPreProcessor', policy=das_policy),
     backbone=dict(

@@ -14,6 +14,10 @@ Conventions:
   ``align_corners=False``: ``x = -1`` is the left edge and ``x = 1`` the right
   edge of the image, ``y = -1`` the top. They do not depend on resolution, so
   one matrix serves an image and its stride-4 logit map alike.
+* A map is relative to **its own image**, not to the padded canvas a batch
+  puts it on, nor to a crop of that canvas: the image defines the motion.
+  :func:`maps_in_view` expresses it on a canvas or a crop, for the frame
+  generators and the inverse warp alike.
 * Ops are defined in centred *pixel* units, then conjugated to normalised
   units, so that a rotation is a true rotation on non-square images.
 * A frame at step offset ``d`` applies the op with magnitude ``d * S``
@@ -154,16 +158,26 @@ def check_op(op: str,
             f'of range {bracket}{spec.low}, {spec.high}] ({spec.unit}).')
 
 
+#: Frame profiles: how the step offset ``d`` of each frame is laid out.
+PROFILES = ('symmetric', 'pingpong', 'forward')
+
+
 def frame_offsets(num_frames: int,
                   profile: str = 'symmetric',
                   device=None) -> Tensor:
-    """Signed step offset ``d`` of each frame.
+    """Step offset ``d`` of each frame.
 
     Args:
         num_frames (int): T.
-        profile (str): ``'symmetric'``: frame ``T // 2`` is the image and
-            frames ``T//2 -+ d`` get offsets ``-+d``. ``'forward'``: frame
-            ``t`` gets ``t``, frame 0 is the image.
+        profile (str): With ``m = T // 2``:
+
+            - ``'symmetric'``: frame m is the image, frames ``m -+ k`` get
+              offsets ``-+k`` (opposite transforms: one continuous motion
+              through the image);
+            - ``'pingpong'`` (the authors' code): frame m is the image,
+              frames ``m -+ k`` both get ``+k`` (the same transform: a video
+              that goes out and back);
+            - ``'forward'``: frame t gets ``t``, frame 0 is the image.
         device: Device of the result.
 
     Returns:
@@ -172,15 +186,17 @@ def frame_offsets(num_frames: int,
     steps = torch.arange(num_frames, dtype=torch.float32, device=device)
     if profile == 'symmetric':
         return steps - num_frames // 2
+    if profile == 'pingpong':
+        return (steps - num_frames // 2).abs()
     if profile == 'forward':
         return steps
-    raise ValueError(f"profile: unknown frame profile {profile!r}; valid "
-                     f"profiles are ['forward', 'symmetric'].")
+    raise ValueError(f'profile: unknown frame profile {profile!r}; valid '
+                     f'profiles are {list(PROFILES)}.')
 
 
 def reference_frame(num_frames: int, profile: str = 'symmetric') -> int:
     """Index of the frame that is the unchanged image."""
-    return num_frames // 2 if profile == 'symmetric' else 0
+    return 0 if profile == 'forward' else num_frames // 2
 
 
 def _centred_to_normalised(height: int, width: int, like: Tensor) -> Tensor:
@@ -239,6 +255,123 @@ def policy_matrices(transforms: Sequence[Tuple[str, Number]],
         step = op_matrices(op, magnitude, offsets, height, width)
         mats = step @ mats.to(step.dtype)
     return mats
+
+
+def _as_boxes(boxes, like: Tensor) -> Tensor:
+    boxes = torch.as_tensor(boxes, dtype=like.dtype, device=like.device)
+    return boxes.reshape(-1, 4)
+
+
+def box_to_box(src_boxes, dst_boxes) -> Tensor:
+    """Affine maps from one box's normalised coordinates to another's.
+
+    A box ``(x0, y0, x1, y1)`` is a rectangle in pixel units of a shared
+    frame (edges, so an ``H x W`` canvas is ``(0, 0, W, H)``); its normalised
+    coordinates are ``-1`` on its left/top edge and ``1`` on its right/bottom
+    edge, as in :func:`torch.nn.functional.affine_grid`.
+
+    Args:
+        src_boxes (Tensor | Sequence): ``[B, 4]`` (or ``[4]``) boxes.
+        dst_boxes (Tensor | Sequence): ``[B, 4]`` (or ``[4]``) boxes.
+
+    Returns:
+        Tensor: ``[B, 3, 3]`` float64 maps sending a point in the normalised
+        coordinates of ``src_boxes`` to those of ``dst_boxes``. Equal boxes
+        give an exact identity.
+    """
+    src = _as_boxes(src_boxes, torch.empty(0, dtype=torch.float64))
+    dst = _as_boxes(dst_boxes, src)
+    src, dst = torch.broadcast_tensors(src, dst)
+    mats = torch.zeros(src.shape[0], 3, 3, dtype=src.dtype,
+                       device=src.device)
+    for axis in (0, 1):
+        s0, s1 = src[:, axis], src[:, axis + 2]
+        d0, d1 = dst[:, axis], dst[:, axis + 2]
+        # x = s0 + (u + 1) (s1 - s0) / 2;  v = 2 (x - d0) / (d1 - d0) - 1
+        mats[:, axis, axis] = (s1 - s0) / (d1 - d0)
+        mats[:, axis, 2] = (s0 + s1 - d0 - d1) / (d1 - d0)
+    mats[:, 2, 2] = 1
+    return mats
+
+
+def maps_in_view(mats: Tensor, image_boxes, view_boxes) -> Tensor:
+    """Express frames' forward maps in the coordinates of a view.
+
+    This is how padding and crops enter the geometry, everywhere. A frame's
+    map (``das_matrices``) is relative to its own image: the image, not the
+    padded canvas, defines the motion. The image lies in ``image_boxes`` of a
+    padded canvas, and a network sees the canvas or a crop of it (the view):
+    the same map in the view's normalised coordinates is
+    ``B^-1 @ M @ B``, with ``B`` the map from view to image coordinates.
+
+    Args:
+        mats (Tensor): ``[B, T, 3, 3]`` or ``[T, 3, 3]`` forward maps in the
+            image's normalised coordinates.
+        image_boxes (Tensor | Sequence): ``[B, 4]`` image boxes in canvas
+            pixels (see :func:`box_to_box`).
+        view_boxes (Tensor | Sequence): ``[B, 4]`` view boxes, same pixels.
+
+    Returns:
+        Tensor: ``[B, T, 3, 3]`` forward maps in the view's normalised
+        coordinates. Exact identity maps stay exact identities.
+    """
+    to_image = box_to_box(view_boxes, image_boxes).to(mats)[:, None]
+    to_view = box_to_box(image_boxes, view_boxes).to(mats)[:, None]
+    if mats.dim() == 3:
+        mats = mats.unsqueeze(0)
+    out = to_view @ mats @ to_image
+    eye = torch.eye(3, dtype=mats.dtype, device=mats.device)
+    ident = (mats == eye).flatten(-2).all(-1)[..., None, None]
+    return torch.where(ident, eye, out)
+
+
+def box_mask(boxes, view_boxes, size: Tuple[int, int],
+             device=None) -> Tensor:
+    """Which pixels of a map covering a view overlap a box.
+
+    At full resolution (integer boxes) these are the pixels inside the box;
+    on a coarser map (a stride-4 logit map) a pixel that covers part of the
+    box counts too, as its value is computed partly from the box.
+
+    Args:
+        boxes (Tensor | Sequence): ``[B, 4]`` boxes (e.g. the images).
+        view_boxes (Tensor | Sequence): ``[B, 4]`` boxes the map covers
+            (the canvas, or a crop), in the same pixels.
+        size (tuple[int, int]): ``(h, w)`` of the map (any resolution).
+        device: Device of the result.
+
+    Returns:
+        Tensor: ``[B, 1, h, w]`` bool mask.
+    """
+    boxes = _as_boxes(boxes, torch.empty(0, dtype=torch.float64))
+    view = _as_boxes(view_boxes, boxes)
+    boxes, view = torch.broadcast_tensors(boxes, view)
+    height, width = size
+    overlaps = []
+    for axis, n in ((0, width), (1, height)):
+        edges = torch.arange(n + 1, dtype=boxes.dtype) / n
+        edges = view[:, axis, None] + edges * (view[:, axis + 2, None] -
+                                               view[:, axis, None])
+        overlaps.append((edges[:, :-1] < boxes[:, axis + 2, None])
+                        & (edges[:, 1:] > boxes[:, axis, None]))
+    mask = overlaps[1][:, :, None] & overlaps[0][:, None, :]
+    return mask[:, None].to(device)
+
+
+def per_image_matrices(matrices_of_size, boxes: Tensor, device) -> Tensor:
+    """``[N, ...]`` maps of each image, computed once per distinct size
+    (rotations and shears depend on the aspect ratio).
+
+    Args:
+        matrices_of_size (Callable): ``(height, width, device) -> Tensor``
+            maps relative to an image of that size.
+        boxes (Tensor): ``[N, 4]`` image boxes (see :func:`box_to_box`).
+        device: Device of the result.
+    """
+    sizes = [(int(y1 - y0), int(x1 - x0))
+             for x0, y0, x1, y1 in boxes.tolist()]
+    cache = {hw: matrices_of_size(*hw, device) for hw in set(sizes)}
+    return torch.stack([cache[hw] for hw in sizes])
 
 
 def pixel_matrix(mats: Tensor, height: int, width: int) -> Tensor:
@@ -316,18 +449,44 @@ def warp(inputs: Tensor,
 
 def inverse_warp(maps: Tensor,
                  mats: Tensor,
-                 mode: str = 'bilinear') -> Tuple[Tensor, Tensor]:
+                 mode: str = 'bilinear',
+                 region: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
     """Bring per-frame maps back to the image's geometry.
+
+    A pixel is valid when its value interpolates only frame pixels that were
+    made from the image alone: the image region (ones by default) is warped
+    forward like the frames, its pixels of weight 1 that lie in the region
+    (frames are cut to it, see :func:`mmdas.video.warp_frames`) are warped
+    back with the maps, and pixels whose weight is 1 again are kept. A geometric "inside
+    the frame" test would also keep the half-pixel band along the frame
+    border, where ``grid_sample`` blends its zero padding into the values,
+    and the band along the image's edge inside the frame, which the frame
+    generator blended with black.
 
     Args:
         maps (Tensor): ``[B, C, h, w]`` maps in frame geometry (any
             resolution with the image's aspect ratio).
-        mats (Tensor): ``[B, 3, 3]`` forward maps the frames were made with.
+        mats (Tensor): ``[B, 3, 3]`` forward maps the frames were made with,
+            in the normalised coordinates of the maps (see
+            :func:`maps_in_view` for padded or cropped maps).
         mode (str): Interpolation mode.
+        region (Tensor, optional): ``[B, 1, h, w]`` bool or 0/1 mask of the
+            pixels that hold the image (the rest is padding), the same in
+            every frame. Defaults to the whole map.
 
     Returns:
         tuple[Tensor, Tensor]: Maps in image geometry ``[B, C, h, w]`` and a
-        ``[B, 1, h, w]`` bool mask of pixels that were inside the frame.
+        ``[B, 1, h, w]`` bool mask of valid pixels.
     """
     dtype = maps.dtype if maps.dtype.is_floating_point else torch.float32
-    return _sample(maps, mats.to(dtype), mode, None)
+    mats = mats.to(dtype)
+    if region is None:
+        region = maps.new_ones((maps.shape[0], 1) + maps.shape[2:],
+                               dtype=dtype)
+    region = region.to(dtype)
+    # a frame is the image's frame cut to the image region (padded after)
+    made_from_image = (warp(region, mats, mode) >= 1 - 1e-3) & (region > 0)
+    # one grid_sample for the maps and their weight
+    both = torch.cat([maps.to(dtype), made_from_image.to(dtype)], dim=1)
+    out, _ = _sample(both, mats, mode, None)
+    return out[:, :-1], out[:, -1:] >= 1 - 1e-3

@@ -24,7 +24,7 @@ from . import geometry
 __all__ = ['DASPolicy', 'PROFILES', 'build_policy']
 
 #: Frame profiles: how the step offset ``d`` of each frame is laid out.
-PROFILES = ('symmetric', 'forward')
+PROFILES = geometry.PROFILES
 
 _TOP_KEYS = ('transforms', 'num_frames', 'profile')
 _TRANSFORM_KEYS = ('op', 'magnitude')
@@ -54,8 +54,12 @@ class DASPolicy:
     Frame ``t`` applies every transform with its per-step magnitude ``S``
     times the frame's step offset ``d`` (``S ** d`` for ``scale``):
 
-    - ``profile='symmetric'`` (the paper's): frame ``m = T // 2`` is the image
-      exactly, frames ``m - d`` and ``m + d`` get ``-d`` and ``+d``.
+    - ``profile='symmetric'``: frame ``m = T // 2`` is the image exactly,
+      frames ``m - d`` and ``m + d`` get ``-d`` and ``+d`` (opposite
+      transforms: one continuous motion through the image).
+    - ``profile='pingpong'`` (what the authors' code does): frame ``m`` is
+      the image, frames ``m - d`` and ``m + d`` both get ``+d`` (the same
+      transform: a video that goes out and back).
     - ``profile='forward'``: frame ``t`` gets ``d = t``; frame 0 is the image.
 
     Ops and magnitude ranges are those of :data:`mmdas.geometry.OPS`:
@@ -69,7 +73,7 @@ class DASPolicy:
             order they are applied. ``magnitude`` may be left out for
             ``identity``. An empty list gives T copies of the image.
         num_frames (int): T. Defaults to 8.
-        profile (str): ``'symmetric'`` or ``'forward'``.
+        profile (str): ``'symmetric'``, ``'pingpong'`` or ``'forward'``.
             Defaults to ``'symmetric'``.
         field (str): Name of this policy in error messages (e.g.
             ``'train_pipeline[4].policy'``). Defaults to ``'policy'``.

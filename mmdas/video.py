@@ -6,12 +6,12 @@ number of images N. A T-frame video therefore travels **frame-major along the
 channels**: ``[N, T*C, H, W]`` where frame ``t`` is channels
 ``t*C:(t+1)*C``. The backbone unfolds it to ``[N*T, C, H, W]``.
 """
-from typing import Optional, Union
+from typing import Optional, Sequence, Union
 
 import torch
 from torch import Tensor
 
-from .geometry import warp
+from .geometry import box_mask, maps_in_view, warp
 
 __all__ = ['stack_frames', 'unstack_frames', 'warp_frames', 'DAS_META_KEYS']
 
@@ -65,7 +65,9 @@ def unstack_frames(inputs: Tensor, num_frames: int) -> Tensor:
 
 def warp_frames(frames: Tensor,
                 mats: Tensor,
-                background: Optional[Union[float, Tensor]] = None) -> Tensor:
+                background: Optional[Union[float, Tensor]] = None,
+                image_boxes: Optional[Union[Tensor, Sequence]] = None
+                ) -> Tensor:
     """Warp every frame of a batch of videos with its own map, in one call.
 
     This is the batched frame generator shared by the CPU transform, the
@@ -78,6 +80,13 @@ def warp_frames(frames: Tensor,
     the normalised value of a black pixel therefore gives the same frames as
     warping the raw image with zero fill and normalising afterwards.
 
+    Padded batches (``image_boxes``): the maps are relative to each image,
+    which turns about its own centre, and the frames are those of the
+    unpadded image, padded afterwards: the padding counts as outside the
+    image (``background``), and the padded border keeps the input's values
+    (the padding). So they equal the frames of ``DASImageToVideo`` padded by
+    the data preprocessor.
+
     Args:
         frames (Tensor): ``[N, T, C, H, W]`` frames (an expanded view such as
             ``img[:, None].expand(-1, T, -1, -1, -1)`` is fine).
@@ -86,6 +95,9 @@ def warp_frames(frames: Tensor,
             :mod:`mmdas.geometry`).
         background (float | Tensor, optional): Fill value, a scalar or one
             value per channel ``[C]``. Defaults to 0.
+        image_boxes (Tensor | Sequence, optional): ``[N, 4]`` box
+            ``(x0, y0, x1, y1)`` of each image on the ``H x W`` canvas, in
+            pixels. Defaults to the whole canvas.
 
     Returns:
         Tensor: ``[N, T, C, H, W]``. Frames whose map is exactly the identity
@@ -97,19 +109,26 @@ def warp_frames(frames: Tensor,
     if tuple(mats.shape) != (n, t, 3, 3):
         raise ValueError(f'warp_frames: maps of shape {tuple(mats.shape)} do '
                          f'not fit {t} frames of {n} videos.')
-    flat_mats = mats.reshape(n * t, 3, 3)
-    if background is None:
-        out = warp(frames.reshape(n * t, c, h, w), flat_mats)
-        return out.view(n, t, c, h, w)
-    bg = torch.as_tensor(background, dtype=frames.dtype, device=frames.device)
+    inside = None
+    if image_boxes is not None:
+        canvas = (0, 0, w, h)
+        mats = maps_in_view(mats, image_boxes, canvas)
+        inside = box_mask(image_boxes, canvas, (h, w), frames.device)
+        inside = inside.unsqueeze(1)  # [N, 1, 1, H, W]
+    bg = torch.as_tensor(
+        0.0 if background is None else background,
+        dtype=frames.dtype, device=frames.device)
     bg = bg.reshape(-1, 1, 1) if bg.dim() else bg
-    if frames.stride(1) == 0:
-        # a repeated image (expanded view): shift it once, copy once
-        shifted = (frames[:, :1] - bg).expand(n, t, c, h, w)
-    else:
-        shifted = frames - bg
-    out = warp(shifted.reshape(n * t, c, h, w), flat_mats)
-    out = out.add_(bg).view(n, t, c, h, w)
+    # a repeated image (expanded view): shift it once, copy once
+    source = frames[:, :1] if frames.stride(1) == 0 else frames
+    shifted = source - bg
+    if inside is not None:
+        shifted = shifted * inside  # padding is outside the image
+    shifted = shifted.expand(n, t, c, h, w)
+    out = warp(shifted.reshape(n * t, c, h, w), mats.reshape(n * t, 3, 3))
+    out = out.view(n, t, c, h, w).add_(bg)
+    if inside is not None:
+        out = torch.where(inside, out, frames)
     # (x - bg) + bg is not bit-exact: put identity frames back untouched
     eye = torch.eye(3, dtype=mats.dtype, device=mats.device)
     ident = (mats == eye).flatten(2).all(dim=2)  # [N, T]

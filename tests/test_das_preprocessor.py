@@ -101,16 +101,119 @@ def test_cls_cpu_transform_equals_device_frames():
     assert torch.allclose(c['inputs'], a['inputs'])
 
 
-def test_frames_are_made_on_the_padded_canvas():
-    _, dev_batch = _seg_batches()
-    pre = DASSegDataPreProcessor(
-        policy=POLICY, mean=MEAN, std=STD, size_divisor=16)
-    out = pre(dev_batch, True)
+SIZES = [(24, 32), (20, 26)]  # two images of different sizes
+CANVAS = (32, 48)
+
+
+def _sized_seg_samples(sizes=SIZES, policy=None, seed=0):
+    """Packed mmseg samples of images of the given sizes (frames from the
+    pipeline when ``policy`` is given)."""
+    from mmseg.datasets.transforms import PackSegInputs
+    rng = np.random.RandomState(seed)
+    packed = []
+    for h, w in sizes:
+        sample = dict(
+            img=rng.randint(0, 256, (h, w, 3)).astype(np.uint8),
+            gt_seg_map=rng.randint(0, 4, (h, w)).astype(np.uint8),
+            img_shape=(h, w))
+        if policy is None:
+            packed.append(PackSegInputs()(sample))
+        else:
+            packed.append(PackDASSegInputs()(DASImageToVideo(policy)(sample)))
+    return packed
+
+
+def _unpadded_frames(pre_kwargs, mode, training, sizes):
+    """Each image's video made alone, at its own size (no padding)."""
+    out = []
+    for i, (h, w) in enumerate(sizes):
+        pipeline = POLICY if mode == 'pipeline' else None
+        packed = [_sized_seg_samples(sizes, policy=pipeline)[i]]
+        pre = _make_pre(mode, size=(h, w), **pre_kwargs)
+        res = pre(_collate(packed), training)
+        out.append((res['inputs'][0], res['data_samples'][0]))
+    return out
+
+
+_CELL = {}
+
+
+def _make_pre(mode, **kwargs):
+    if mode == 'pipeline':
+        return DASSegDataPreProcessor(**kwargs)
+    if mode == 'policy':
+        return DASSegDataPreProcessor(policy=POLICY, **kwargs)
+    if 'cell' not in _CELL:
+        torch.manual_seed(0)
+        _CELL['cell'] = DASCell(
+            ops=('identity', 'rotate', 'scale'), num_frames=5,
+            magnitudes=dict(rotate=9.0, scale=1.1))
+    return DASSegDataPreProcessor(cell=_CELL['cell'], **kwargs)
+
+
+@pytest.mark.parametrize('mode', ['policy', 'pipeline', 'cell'])
+@pytest.mark.parametrize('training', [True, False])
+def test_padded_frames_are_the_unpadded_frames_padded(mode, training):
+    """Each image turns about its own centre, not the padded canvas's."""
+    common = dict(mean=MEAN, std=STD, bgr_to_rgb=True, pad_val=0)
+    # mmseg tests batches of one size, padded only with a test_cfg
+    sizes = SIZES if training else SIZES[:1] * 2
+    alone = _unpadded_frames(common, mode, training, sizes)
+    pipeline = POLICY if mode == 'pipeline' else None
+    if training:
+        pre = _make_pre(mode, size=CANVAS, **common)
+    else:
+        pre = _make_pre(mode, test_cfg=dict(size=CANVAS), **common)
+    out = pre(_collate(_sized_seg_samples(sizes, policy=pipeline)), training)
+    assert out['inputs'].shape == (2, 15) + CANVAS
+    for i, (h, w) in enumerate(sizes):
+        frames, sample = out['inputs'][i], out['data_samples'][i]
+        ref_frames, ref_sample = alone[i]
+        assert torch.allclose(frames[:, :h, :w], ref_frames, atol=1e-4)
+        # the padded border is the padding, in every frame
+        assert (frames[:, h:] == 0).all() and (frames[:, :, w:] == 0).all()
+        assert torch.allclose(sample.das_matrices, ref_sample.das_matrices)
+        assert sample.das_image_box == (0, 0, w, h)
+        assert sample.das_input_shape == CANVAS
+        assert ref_sample.das_input_shape == (h, w)
+    # the maps depend on each image's aspect ratio (rotation)
+    if mode != 'cell' and training:
+        a, b = (s.das_matrices for s in out['data_samples'])
+        assert not torch.allclose(a, b)
+
+
+def test_cls_padded_frames_are_the_unpadded_frames_padded():
+    from mmpretrain.datasets.transforms import PackInputs
+    rng = np.random.RandomState(0)
+    packed = [
+        PackInputs()(dict(img=rng.randint(0, 256, (h, w, 3)).astype(
+            np.uint8), gt_label=0, img_shape=(h, w))) for h, w in SIZES
+    ]
+    common = dict(policy=POLICY, mean=MEAN, std=STD, to_rgb=True)
+    out = DASClsDataPreprocessor(pad_size_divisor=16, **common)(
+        _collate(packed), True)
     assert out['inputs'].shape == (2, 15, 32, 32)
-    from mmdas.geometry import policy_matrices, frame_offsets
-    ops = [(t['op'], t['magnitude']) for t in POLICY['transforms']]
-    assert torch.equal(out['data_samples'][0].das_matrices,
-                       policy_matrices(ops, frame_offsets(5), 32, 32))
+    for i, (h, w) in enumerate(SIZES):
+        alone = DASClsDataPreprocessor(**common)(_collate(packed[i:i + 1]))
+        assert torch.allclose(out['inputs'][i, :, :h, :w],
+                              alone['inputs'][0], atol=1e-4)
+        assert torch.allclose(out['data_samples'][i].das_matrices,
+                              alone['data_samples'][0].das_matrices)
+        assert out['data_samples'][i].das_image_box == (0, 0, w, h)
+
+
+def test_pipeline_and_device_frames_agree_when_padded():
+    common = dict(mean=MEAN, std=STD, bgr_to_rgb=True, size_divisor=16)
+    a = DASSegDataPreProcessor(**common)(
+        _collate(_sized_seg_samples(policy=POLICY)), True)
+    b = DASSegDataPreProcessor(policy=POLICY, **common)(
+        _collate(_sized_seg_samples()), True)
+    assert a['inputs'].shape == b['inputs'].shape == (2, 15, 32, 32)
+    assert torch.allclose(a['inputs'], b['inputs'], atol=1e-4)
+    for sa, sb in zip(a['data_samples'], b['data_samples']):
+        assert torch.allclose(sa.das_matrices, sb.das_matrices)
+        assert sa.das_image_box == sb.das_image_box
+        assert sa.das_input_shape == sb.das_input_shape == (32, 32)
 
 
 def test_cell_mode_reaches_alpha():
@@ -127,6 +230,24 @@ def test_cell_mode_reaches_alpha():
     assert out['data_samples'][0].das_reference_frame == 2
     out['inputs'].pow(2).mean().backward()
     assert pre.cell.alphas.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize('profile, reference', [('pingpong', 2),
+                                                ('symmetric', 2),
+                                                ('forward', 0)])
+def test_cell_profiles_and_reference_frame(profile, reference):
+    _, dev_batch = _seg_batches()
+    cell = DASCell(ops=('rotate', ), num_frames=5, profile=profile)
+    out = DASSegDataPreProcessor(cell=cell, mean=MEAN, std=STD)(dev_batch)
+    assert out['data_samples'][0].das_reference_frame == reference
+    frames = out['inputs'][0].view(5, 3, H, W)
+    mats = out['data_samples'][0].das_matrices
+    assert torch.equal(mats[reference], torch.eye(3))
+    if profile == 'pingpong':  # frames m - d and m + d are the same
+        assert torch.equal(frames[1], frames[3])
+        assert torch.equal(mats[0], mats[4])
+    else:
+        assert not torch.allclose(frames[1], frames[3], atol=1e-2)
 
 
 @pytest.mark.parametrize('scope', ['mmseg', 'mmpretrain'])

@@ -80,6 +80,25 @@ def test_grey_image_and_forward_profile():
     assert out['das_reference_frame'] == 0
 
 
+def test_pingpong_profile_frames_go_out_and_back():
+    """The authors' profile: frames m - d and m + d are the same frame."""
+    results = _sample()
+    img = results['img'].copy()
+    policy = dict(POLICY, profile='pingpong')
+    out = DASImageToVideo(policy)(results)
+    frames = [out['img'][..., 3 * t:3 * t + 3] for t in range(5)]
+    np.testing.assert_array_equal(frames[2], img.astype(np.float32))
+    np.testing.assert_array_equal(frames[0], frames[4])
+    np.testing.assert_array_equal(frames[1], frames[3])
+    assert np.abs(frames[1] - frames[0]).max() > 50
+    np.testing.assert_array_equal(out['gt_seg_map_frames'][1],
+                                  out['gt_seg_map_frames'][3])
+    assert out['das_reference_frame'] == 2
+    symmetric = DASImageToVideo(POLICY)(_sample())['img']
+    np.testing.assert_array_equal(symmetric[..., 9:12], frames[3])
+    assert np.abs(symmetric[..., 3:6] - frames[1]).max() > 50
+
+
 def test_bad_policy_fails_when_the_transform_is_built():
     with pytest.raises(ValueError, match=r"DASImageToVideo.policy."
                        r"transforms\[0\].op: unknown DAS op 'zoom'"):

@@ -3,6 +3,7 @@ and the num_frames=1 equivalence with the stock 2D models."""
 import copy
 import math
 
+import numpy as np
 import pytest
 import torch
 from mmengine.config import Config, ConfigDict
@@ -87,6 +88,74 @@ def test_inverse_warp_fusion_with_rotation_and_no_reference_frame():
                           frames.mean(0, keepdim=True)[~inside])
 
 
+def test_fusion_keeps_no_half_pixel_border_band():
+    """Frames shifted by a third of a pixel: constant logits fuse to the
+    constant, without zeros blended in along the border."""
+    h, w = 8, 12
+    mats = geometry.op_matrices('translate_x', 1 / (3 * w),
+                                geometry.frame_offsets(3), h, w)
+    logits = torch.full((3, 3, h, w), 200.0)
+    fused = _fcn_head().fuse(logits, [dict(das_matrices=mats)])
+    assert torch.allclose(fused, torch.tensor(200.0))
+
+
+def _smooth_image(h, w):
+    ys, xs = torch.meshgrid(
+        torch.arange(h, dtype=torch.float32),
+        torch.arange(w, dtype=torch.float32),
+        indexing='ij')
+    img = torch.stack([
+        128 + 100 * torch.sin(xs / 9 + ys / 13),
+        128 + 100 * torch.cos(ys / 7 - xs / 17),
+        128 + 60 * torch.sin((xs + ys) / 11)
+    ])
+    return img.round().clamp(0, 255).to(torch.uint8)  # [3, h, w]
+
+
+def _das_batch(mode, img, size):
+    """One image through the DAS seg preprocessor (frames from the pipeline
+    or made on the device), padded to ``size``."""
+    from mmdas.datasets.transforms import DASImageToVideo, PackDASSegInputs
+    from mmdas.models import DASSegDataPreProcessor
+    from mmseg.datasets.transforms import PackSegInputs
+    policy = dict(transforms=[dict(op='rotate', magnitude=10.0)],
+                  num_frames=3)
+    h, w = img.shape[-2:]
+    sample = dict(img=img.permute(1, 2, 0).numpy().copy(),
+                  gt_seg_map=np.zeros((h, w), np.uint8), img_shape=(h, w))
+    if mode == 'pipeline':
+        packed = PackDASSegInputs()(DASImageToVideo(policy)(sample))
+        pre = DASSegDataPreProcessor(size=size)
+    else:
+        packed = PackSegInputs()(sample)
+        pre = DASSegDataPreProcessor(policy=policy, size=size)
+    return pre(dict(inputs=[packed['inputs']],
+                    data_samples=[packed['data_samples']]), True)
+
+
+@pytest.mark.parametrize('mode', ['pipeline', 'policy'])
+@pytest.mark.parametrize('stride', [1, 4])
+def test_inverse_warp_of_a_padded_batch_restores_the_image(mode, stride):
+    """Issue 11.1: a 40x60 image turned 10 degrees per frame, padded to
+    64x96. With frames as "logits" (at full resolution or stride 4), the
+    fused map is the image's own map, as without padding."""
+    h, w = 40, 60
+    img = _smooth_image(h, w)
+    pool = torch.nn.functional.avg_pool2d
+    results = {}
+    for size in [(h, w), (64, 96)]:
+        out = _das_batch(mode, img, size)
+        frames = out['inputs'].view(3, 3, *size)  # T, C, H, W
+        logits = pool(frames, stride)
+        fused = _fcn_head().fuse(logits, out['data_samples'])[0]
+        results[size] = fused[:, :h // stride, :w // stride]
+        known = pool(img[None].float(), stride)[0]
+    for fused in results.values():
+        err = (fused - known).abs()
+        assert err.max() < (1.0 if stride == 1 else 4.0), err.max()
+    assert torch.allclose(results[(h, w)], results[(64, 96)], atol=1e-3)
+
+
 def test_fusion_errors():
     frames = torch.randn(4, 3, 8, 8)
     with pytest.raises(KeyError, match='DASImageToVideo'):
@@ -102,11 +171,11 @@ def test_fusion_errors():
 
 
 def _segmentor(num_frames=2, temporal_module='gsf', fusion='inverse_warp',
-               **backbone):
+               segmentor='DASEncoderDecoder', **backbone):
     from mmseg.registry import MODELS
     return MODELS.build(
         ConfigDict(
-            type='EncoderDecoder',
+            type=segmentor,
             backbone=dict(type='GSFResNetV1c', depth=18,
                           num_frames=num_frames,
                           temporal_module=temporal_module, norm_cfg=BN,
@@ -162,9 +231,29 @@ def test_deeplabv3plus_loss_predict_slide_and_iou():
     assert preds[0].seg_logits.data.shape == (NUM_CLASSES, 32, 32)
     assert preds[0].pred_sem_seg.data.shape == (1, 32, 32)
 
+    # the fused logits are the inner head's logits of the frames, warped
+    # back and averaged where valid
+    with torch.no_grad():
+        per_frame = model.decode_head.forward(model.extract_feat(inputs))
+    back, valid = geometry.inverse_warp(per_frame, mats.repeat(2, 1, 1))
+    valid = valid.float().view(2, 2, 1, *per_frame.shape[-2:])
+    want = (back.view(2, 2, *per_frame.shape[1:]) * valid).sum(1) / \
+        valid.sum(1)
+    want = torch.nn.functional.interpolate(
+        want, (32, 32), mode='bilinear', align_corners=False)
+    assert torch.allclose(preds[0].seg_logits.data, want[0], atol=1e-5)
+    assert (valid[:, 0] == 0).any()  # frame 0 does not cover the image
+
+    # slide inference: a crop as large as the image gives the same numbers
+    model.test_cfg = ConfigDict(mode='slide', crop_size=(32, 32),
+                                stride=(16, 16))
+    with torch.no_grad():
+        slide = model.predict(inputs, _samples(2, mats))
+    assert torch.allclose(slide[1].seg_logits.data, preds[1].seg_logits.data,
+                          atol=1e-5)
     model.test_cfg = ConfigDict(mode='slide', crop_size=(24, 24),
                                 stride=(16, 16))
-    with pytest.warns(UserWarning, match='slide'), torch.no_grad():
+    with torch.no_grad():
         slide = model.predict(inputs, _samples(2, mats))
     assert len(slide) == 2 and slide[1].pred_sem_seg.data.shape == (1, 32, 32)
 
@@ -173,6 +262,120 @@ def test_deeplabv3plus_loss_predict_slide_and_iou():
     metric.process({}, [p.to_dict() for p in preds])
     result = metric.compute_metrics(metric.results)
     assert 0 <= result['mIoU'] <= 100
+
+
+class _FramesAsFeatures(torch.nn.Module):
+    """A pointwise "backbone": each frame, avg-pooled to stride 4, is its
+    feature map, so a crop's logits are the whole input's logits there."""
+
+    def __init__(self, num_frames):
+        super().__init__()
+        self.num_frames = num_frames
+
+    def forward(self, inputs):
+        from mmdas.video import unstack_frames
+        frames = unstack_frames(inputs, self.num_frames)
+        return (torch.nn.functional.avg_pool2d(frames, 4), )
+
+
+def _pointwise_segmentor(segmentor='DASEncoderDecoder', num_frames=3):
+    from mmseg.registry import MODELS
+    torch.manual_seed(0)
+    model = MODELS.build(
+        ConfigDict(
+            type=segmentor,
+            backbone=dict(type='ResNetV1c', depth=18, num_stages=1,
+                          out_indices=(0, ), strides=(1, ), dilations=(1, ),
+                          norm_cfg=BN),
+            decode_head=dict(type='TemporalFusionHead',
+                             wrapped_type='FCNHead', in_channels=3,
+                             channels=3, num_convs=0, concat_input=False,
+                             in_index=0, num_classes=NUM_CLASSES,
+                             norm_cfg=BN, align_corners=False),
+            test_cfg=dict(mode='whole')))
+    model.backbone = _FramesAsFeatures(num_frames)
+    return model.eval()
+
+
+def _policy_video(h, w, num_frames=3, degrees=8.0):
+    from mmdas.models import DASSegDataPreProcessor
+    from mmseg.structures import SegDataSample
+    pre = DASSegDataPreProcessor(
+        policy=dict(transforms=[dict(op='rotate', magnitude=degrees)],
+                    num_frames=num_frames),
+        mean=[128.0] * 3, std=[64.0] * 3)
+    sample = SegDataSample()
+    sample.set_metainfo(dict(img_shape=(h, w), ori_shape=(h, w)))
+    out = pre(dict(inputs=[_smooth_image(h, w)], data_samples=[sample]))
+    return out['inputs'], out['data_samples']
+
+
+def _predict(model, inputs, samples, **test_cfg):
+    model.test_cfg = ConfigDict({'mode': 'whole', **test_cfg})
+    with torch.no_grad():
+        return model.predict(inputs, copy.deepcopy(samples))[0].seg_logits.data
+
+
+def test_slide_inference_inverse_warps_like_whole_inference():
+    """Issue 11.4b: each crop's frames are inverse-warped in the crop."""
+    h, w = 40, 56
+    inputs, samples = _policy_video(h, w)
+    model = _pointwise_segmentor()
+    whole = _predict(model, inputs, samples)
+    # the fusion really aligns: the plain mean of the frames is far off
+    model.decode_head.fusion = 'mean'
+    mean = _predict(model, inputs, samples)
+    model.decode_head.fusion = 'inverse_warp'
+    assert (mean - whole).abs().max() > 0.3
+    # one crop holds the whole image: the same numbers
+    one = _predict(model, inputs, samples, mode='slide', crop_size=(48, 64),
+                   stride=(32, 32))
+    assert torch.allclose(one, whole, atol=1e-5)
+    # six overlapping crops: the numbers stay as close to whole inference
+    # as mmseg's slide inference is for a 2D net (identity frames), whose
+    # crops' logits are resized within each crop
+    slide = dict(mode='slide', crop_size=(24, 32), stride=(16, 12))
+    err = (_predict(model, inputs, samples, **slide) - whole).abs()
+    still = _policy_video(h, w, degrees=0.0)
+    base = (_predict(model, *still, **slide) - _predict(model, *still)).abs()
+    assert err.max() < 1.5 * base.max() and err.max() < 0.2
+    assert err.mean() < 2 * base.mean() and err.mean() < 0.01
+    assert (mean - whole).abs().mean() > 4 * err.mean()
+
+
+def test_slide_inference_needs_the_crop_box():
+    h, w = 40, 56
+    inputs, samples = _policy_video(h, w)
+    model = _pointwise_segmentor('EncoderDecoder')
+    whole = _predict(model, inputs, samples)
+    # a crop that is the whole input is fine with mmseg's EncoderDecoder
+    one = _predict(model, inputs, samples, mode='slide', crop_size=(48, 64),
+                   stride=(32, 32))
+    assert torch.allclose(one, whole, atol=1e-5)
+    with pytest.raises(ValueError, match=r"crop of shape \(24, 32\).*"
+                       r"type='DASEncoderDecoder'.*fusion='mean'"):
+        _predict(model, inputs, samples, mode='slide', crop_size=(24, 32),
+                 stride=(16, 12))
+
+
+def test_das_encoder_decoder_is_a_drop_in_for_2d_heads():
+    from mmseg.registry import MODELS
+    torch.manual_seed(0)
+    cfg = ConfigDict(
+        type='EncoderDecoder',
+        backbone=dict(type='ResNetV1c', depth=18, norm_cfg=BN, **D8),
+        decode_head=dict(type='FCNHead', **dict(FCN, in_index=3,
+                                                in_channels=512)),
+        test_cfg=dict(mode='slide', crop_size=(24, 24), stride=(16, 16)))
+    stock = MODELS.build(cfg).eval()
+    das = MODELS.build(dict(cfg, type='DASEncoderDecoder')).eval()
+    das.load_state_dict(stock.state_dict())
+    inputs = torch.randn(2, 3, 40, 48)
+    with torch.no_grad():
+        a = stock.predict(inputs, _samples(2, size=(40, 48)))
+        b = das.predict(inputs, _samples(2, size=(40, 48)))
+    for x, y in zip(a, b):
+        assert torch.equal(x.seg_logits.data, y.seg_logits.data)
 
 
 def test_merge_friendly_config_keeps_base_kwargs():

@@ -59,6 +59,15 @@ def test_forward_profile():
         [1, 1.1, 1.21, 1.331], abs=1e-6)
 
 
+def test_pingpong_profile_round_trips_and_mirrors_frames():
+    policy = DASPolicy([dict(op='translate_x', magnitude=0.1)], num_frames=6,
+                       profile='pingpong')
+    assert policy.reference_frame == 3
+    assert policy.matrices(8, 8)[:, 0, 2].tolist() == pytest.approx(
+        [0.2 * d for d in (3, 2, 1, 0, 1, 2)], abs=1e-6)
+    assert DASPolicy.from_json(policy.to_json()) == policy
+
+
 @pytest.mark.parametrize('cfg, field, words', [
     (dict(transforms=[dict(op='rotate', magnitude=1), dict(op='rotat',
                                                        magnitude=1)]),
@@ -79,7 +88,7 @@ def test_forward_profile():
     (dict(transforms=[], num_frames=2.5), 'policy.num_frames',
      ['2.5 is invalid']),
     (dict(transforms=[], profile='sym'), 'policy.profile',
-     ["'sym'", "['symmetric', 'forward']"]),
+     ["'sym'", "['symmetric', 'pingpong', 'forward']"]),
     (dict(transforms=[], num_frame=4), 'policy', ["'num_frame'",
                                                   "'num_frames'"]),
     (dict(transforms=dict(op='rotate', magnitude=1)), 'policy.transforms',

@@ -45,7 +45,9 @@ def parse_args(argv=None):
         '--num-frames', type=int, default=None,
         help='T (default: the policy file\'s, else 8)')
     parser.add_argument(
-        '--profile', default=None, help="'symmetric' (default) or 'forward'")
+        '--profile', default=None,
+        help="'symmetric' (default), 'pingpong' (the authors' code) or "
+        "'forward'")
     parser.add_argument('--label', help='label map (PNG of class indices)')
     parser.add_argument(
         '--ignore-index', type=int, default=255,

@@ -65,7 +65,8 @@ class DASCell(BaseModule):
         magnitudes (dict, optional): Per-step magnitude of each op, overriding
             :data:`DEFAULT_MAGNITUDES`.
         num_frames (int): T. Defaults to 8.
-        profile (str): ``'symmetric'`` or ``'forward'``. Defaults to
+        profile (str): ``'symmetric'``, ``'pingpong'`` or ``'forward'``
+            (see :func:`mmdas.geometry.frame_offsets`). Defaults to
             ``'symmetric'``.
         num_nodes (int): 1 for a single edge, ``k > 1`` for the DAG.
             Defaults to 1.
@@ -182,7 +183,8 @@ class DASCell(BaseModule):
     def forward(self,
                 images: Tensor,
                 weights: Optional[Tensor] = None,
-                background: Optional[Union[float, Tensor]] = None
+                background: Optional[Union[float, Tensor]] = None,
+                image_boxes: Optional[Tensor] = None
                 ) -> Tuple[Tensor, Tensor]:
         """Make the mixed video of a batch of images.
 
@@ -192,10 +194,14 @@ class DASCell(BaseModule):
                 for this call; defaults to :meth:`edge_weights`.
             background (float | Tensor, optional): Value (scalar or per
                 channel) of pixels that come from outside the image.
+            image_boxes (Tensor, optional): ``[N, 4]`` box of each image on
+                a padded canvas (see :func:`mmdas.video.warp_frames`); each
+                image then moves about its own centre.
 
         Returns:
             tuple[Tensor, Tensor]: The video ``[N, T, C, H, W]`` and the
-            dominant path's forward maps ``[T, 3, 3]``.
+            dominant path's forward maps: ``[T, 3, 3]``, or ``[N, T, 3, 3]``
+            relative to each image when ``image_boxes`` is given.
         """
         n, c, h, w = images.shape
         t = self.num_frames
@@ -206,7 +212,13 @@ class DASCell(BaseModule):
         host = weights.detach().cpu().tolist()
         active = [[v != 0 for v in row] for row in host]
         order = [max(range(len(row)), key=row.__getitem__) for row in host]
-        mats = self.op_matrices(h, w).to(images.dtype)
+        if image_boxes is None:
+            mats = self.op_matrices(h, w).to(images.dtype)
+        else:
+            mats = geometry.per_image_matrices(
+                lambda h, w, device: self.op_matrices(h, w),
+                torch.as_tensor(image_boxes), None)
+            mats = mats.transpose(0, 1).to(images)  # [ops, N, T, 3, 3]
         eye = torch.eye(3, dtype=mats.dtype, device=mats.device).expand(
             t, 3, 3)
         video = images.unsqueeze(1).expand(n, t, c, h, w)
@@ -218,9 +230,10 @@ class DASCell(BaseModule):
             if from_input:
                 # both input nodes are the repeated image: warp it once per op
                 if o not in cache:
-                    cache[o] = warp_frames(state, mats[o], background)
+                    cache[o] = warp_frames(state, mats[o], background,
+                                           image_boxes)
                 return cache[o]
-            return warp_frames(state, mats[o], background)
+            return warp_frames(state, mats[o], background, image_boxes)
 
         def mixed(edge: int, state: Tensor, from_input: bool):
             out = None

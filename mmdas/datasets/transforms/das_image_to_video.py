@@ -49,7 +49,9 @@ class DASImageToVideo(BaseTransform):
       ``gt_seg_map``). ``gt_seg_map`` itself stays the original map: the
       fused prediction is scored against the untransformed image.
     - ``das_matrices``: float32 ``(T, 3, 3)`` forward maps of the frames in
-      normalised coordinates (:mod:`mmdas.geometry`), for the inverse warp.
+      the image's normalised coordinates (:mod:`mmdas.geometry`), for the
+      inverse warp. They stay right when the data preprocessor pads the
+      batch: it records where the image lies (``das_image_box``).
     - ``das_num_frames`` (int) and ``das_reference_frame`` (int, the frame
       that is the unchanged image).
 
@@ -59,7 +61,8 @@ class DASImageToVideo(BaseTransform):
 
     Args:
         policy (dict | str | DASPolicy): ``dict(transforms=[dict(op=...,
-            magnitude=...)], num_frames=8, profile='symmetric')``, the path of
+            magnitude=...)], num_frames=8, profile='symmetric')`` (or
+            ``'pingpong'``, ``'forward'``), the path of
             a policy JSON file, or a :class:`~mmdas.policy.DASPolicy`.
         ignore_index (int): Label of pixels that come from outside the image.
             Defaults to 255.

@@ -5,24 +5,32 @@ Both preprocessors hand the model ``inputs`` of shape ``[N, T*C, H, W]``
 put into every data sample's metainfo:
 
 - ``das_matrices``: float32 ``[T, 3, 3]`` forward maps of the frames in
-  normalised coordinates (:mod:`mmdas.geometry`), on the inputs' device;
-- ``das_num_frames`` and ``das_reference_frame`` (ints).
+  the normalised coordinates of the image itself (:mod:`mmdas.geometry`),
+  on the inputs' device: the same whether or not the batch is padded;
+- ``das_num_frames`` and ``das_reference_frame`` (ints);
+- ``das_image_box``: ``(x0, y0, x1, y1)``, where the image lies on the
+  network input, in pixels, and ``das_input_shape``: ``(H, W)`` of the
+  (padded) network input. The fusion head needs them to inverse-warp the
+  logits of a padded batch.
 
 Two modes:
 
 - **on-device generation** (``policy=...`` or ``cell=...``): the parent
   preprocessor first does its usual work on the 3-channel images (BGR->RGB,
   normalisation, padding and stacking), then all T frames of all images are
-  warped in one batched ``grid_sample``. Frames are therefore made on the
-  padded canvas, and the maps refer to it. Pixels from outside the image
-  are black, exactly as in :class:`~mmdas.datasets.DASImageToVideo`.
+  warped in one batched ``grid_sample``. Each image turns about its own
+  centre, not the padded canvas's: the frames are those of the unpadded
+  image, padded afterwards (:func:`mmdas.video.warp_frames`). Pixels from
+  outside the image (padding included) are black, exactly as in
+  :class:`~mmdas.datasets.DASImageToVideo`; the padded border keeps the
+  padding value.
 - **frames from the pipeline** (neither given): ``inputs`` already hold the
   ``T*C`` channels made by ``DASImageToVideo``; each frame is colour
   converted and normalised like a 3-channel image, and the maps are read
   from the metainfo that ``PackDASSegInputs`` / ``PackDASInputs`` packed.
 
-For the same policy both modes give the same ``inputs`` (up to float
-rounding) as long as the batch needs no padding.
+For the same policy both modes give the same ``inputs`` and metainfo (up
+to float rounding), padded or not.
 """
 import contextlib
 from typing import Optional, Union
@@ -34,9 +42,23 @@ from mmpretrain.models import ClsDataPreprocessor
 from mmseg.models import SegDataPreProcessor
 from torch import Tensor
 
+from mmdas.geometry import per_image_matrices, reference_frame
 from mmdas.policy import DASPolicy, build_policy, check_num_frames
 from mmdas.registry import MODELS
 from mmdas.video import stack_frames, warp_frames
+
+
+def _image_boxes(inputs) -> Tensor:
+    """``[N, 4]`` box of each image on the batch canvas, before padding.
+
+    mmseg's and mmpretrain's preprocessors pad at the right and bottom, so
+    image n covers ``(0, 0, w_n, h_n)`` of the canvas.
+    """
+    if isinstance(inputs, Tensor):
+        sizes = [tuple(inputs.shape[-2:])] * inputs.shape[0]
+    else:
+        sizes = [tuple(x.shape[-2:]) for x in inputs]
+    return torch.tensor([[0, 0, w, h] for h, w in sizes])
 
 
 class _DASVideoMixin:
@@ -80,31 +102,37 @@ class _DASVideoMixin:
             return (-self.mean / self.std).reshape(channels).to(like)
         return like.new_zeros(channels)
 
-    def _make_video(self, inputs: Tensor):
-        """``[N, C, H, W]`` -> ``[N, T*C, H, W]`` and ``[T, 3, 3]`` maps."""
-        _, channels, height, width = inputs.shape
+    def _make_video(self, inputs: Tensor, boxes: Tensor):
+        """``[N, C, H, W]`` -> ``[N, T*C, H, W]`` and ``[N, T, 3, 3]`` maps,
+        each image's relative to itself (``boxes`` on the canvas)."""
+        channels = inputs.shape[1]
         background = self._background(channels, inputs)
         if self.cell is not None:
-            frames, mats = self.cell(inputs, background=background)
+            frames, mats = self.cell(
+                inputs, background=background, image_boxes=boxes)
         else:
-            mats = self.policy.matrices(height, width, inputs.device)
+            mats = per_image_matrices(self.policy.matrices, boxes,
+                                      inputs.device)
             frames = warp_frames(
                 inputs.unsqueeze(1).expand(-1, self.num_frames, -1, -1, -1),
-                mats, background)
+                mats, background, image_boxes=boxes)
         return stack_frames(frames), mats.float()
 
-    def _set_das_metainfo(self, data_samples, mats: Tensor) -> None:
+    def _set_das_metainfo(self, data_samples, mats: Tensor, boxes: Tensor,
+                          input_shape) -> None:
         if data_samples is None:
             return
-        reference = (self.policy.reference_frame if self.policy is not None
-                     else (self.num_frames // 2 if self.cell.profile ==
-                           'symmetric' else 0))
-        for sample in data_samples:
+        profile = (self.policy.profile
+                   if self.policy is not None else self.cell.profile)
+        for i, sample in enumerate(data_samples):
             sample.set_metainfo(
                 dict(
-                    das_matrices=mats.detach(),
+                    das_matrices=mats[i].detach(),
                     das_num_frames=self.num_frames,
-                    das_reference_frame=reference))
+                    das_reference_frame=reference_frame(
+                        self.num_frames, profile),
+                    das_image_box=tuple(int(v) for v in boxes[i].tolist()),
+                    das_input_shape=tuple(int(v) for v in input_shape)))
 
     def _frames_from_pipeline(self, data: dict, training: bool) -> dict:
         """Colour-convert and normalise pipeline frames frame by frame."""
@@ -125,6 +153,7 @@ class _DASVideoMixin:
                 video = (video - self.mean) / self.std
             return video.reshape(*lead, tc, h, w)
 
+        boxes = _image_boxes(inputs)
         if isinstance(inputs, Tensor):
             data['inputs'] = per_frame(inputs)
         else:
@@ -133,11 +162,15 @@ class _DASVideoMixin:
             out = super().forward(data, training)
         if samples is not None:
             device = out['inputs'].device
-            for sample in out['data_samples']:
+            for i, sample in enumerate(out['data_samples']):
                 mats = torch.as_tensor(
                     np.asarray(sample.metainfo['das_matrices']),
                     dtype=torch.float32)
-                sample.set_metainfo(dict(das_matrices=mats.to(device)))
+                sample.set_metainfo(
+                    dict(
+                        das_matrices=mats.to(device),
+                        das_image_box=tuple(boxes[i].tolist()),
+                        das_input_shape=tuple(out['inputs'].shape[-2:])))
         return out
 
     def _pipeline_num_frames(self, samples, inputs) -> int:
@@ -187,12 +220,14 @@ class _DASVideoMixin:
     def _das_forward(self, data: dict, training: bool) -> dict:
         if not self.generates_frames:
             return self._frames_from_pipeline(data, training)
+        boxes = _image_boxes(data['inputs'])
         out = super().forward(data, training)
         inputs = out['inputs']
         if isinstance(inputs, (list, tuple)):
             raise TypeError(f'{self._das_name}: expected a stacked batch.')
-        out['inputs'], mats = self._make_video(inputs)
-        self._set_das_metainfo(out.get('data_samples'), mats)
+        out['inputs'], mats = self._make_video(inputs, boxes)
+        self._set_das_metainfo(
+            out.get('data_samples'), mats, boxes, inputs.shape[-2:])
         return out
 
 

@@ -10,7 +10,6 @@ resolution, and hands the fused map to the inner head's ``loss_by_feat`` /
 ``ignore_index`` and ``num_classes`` keep working and ``EncoderDecoder``,
 ``IoUMetric`` and the visualiser see one prediction per image.
 """
-import warnings
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -19,7 +18,7 @@ from mmengine.model import BaseModule
 from mmseg.registry import MODELS as SEG_MODELS
 from torch import Tensor
 
-from mmdas.geometry import inverse_warp
+from mmdas.geometry import box_mask, inverse_warp, maps_in_view
 from mmdas.policy import check_num_frames
 from mmdas.registry import MODELS
 from ..wrapping import frames_per_image, inner_cfg
@@ -50,20 +49,24 @@ class TemporalFusionHead(BaseModule):
     * ``'inverse_warp'`` (default): frame t's logits are warped back with the
       inverse of its forward map (``das_matrices[t]`` of the image's
       metainfo, normalised forward maps of :mod:`mmdas.geometry` relative to
-      the whole network input) and averaged over the frames in which the
-      pixel was inside the frame. A pixel inside no frame gets the plain mean
-      of the unwarped logits (with the ``'symmetric'`` frame profile the
-      middle frame is the image itself, so this never happens).
+      the image) and averaged over the frames whose logits the pixel's value
+      interpolates only from the image (not from outside the frame nor from
+      padding). A pixel in no such frame gets the plain mean of the unwarped
+      logits (the reference frame covers the whole image, so this happens
+      only in the padding). Padded batches and crops are handled through
+      the metainfo ``das_image_box`` and ``das_input_shape`` (set by the DAS
+      data preprocessors) and ``das_view_box`` (set for each crop by
+      :class:`~mmdas.models.DASEncoderDecoder`).
     * ``'mean'``: the plain average over frames, as the paper's code does
       (only the reference frame is aligned with the label).
 
     With one frame per image the logits pass unchanged (no matrices needed),
     so the head is then numerically the inner head.
 
-    Slide inference: mmseg's ``slide_inference`` does not tell the head where
-    a crop lies, and matrices relative to the whole input do not hold for a
-    crop. When a crop may be smaller than the input, ``'inverse_warp'`` falls
-    back to ``'mean'`` for that crop and warns once.
+    Slide inference (``test_cfg.mode='slide'``) with ``'inverse_warp'``
+    needs :class:`~mmdas.models.DASEncoderDecoder`, which tells the head
+    where each crop lies; mmseg's ``EncoderDecoder`` does not, and the head
+    then raises on a crop smaller than the input.
 
     Args:
         head (dict, optional): Config of the inner decode head.
@@ -95,7 +98,6 @@ class TemporalFusionHead(BaseModule):
         self.fusion = fusion
         self.num_frames = num_frames
         self.matrices_key = matrices_key
-        self._warned_slide = False
 
     # What EncoderDecoder, the losses and the visualiser read.
     @property
@@ -156,17 +158,42 @@ class TemporalFusionHead(BaseModule):
         if frames == 1:
             return per_image[:, 0]
         mean = per_image.mean(1)
-        if self.fusion == 'mean' or self._is_partial_crop(batch_img_metas):
+        if self.fusion == 'mean':
             return mean
 
         mats = self._matrices(batch_img_metas, frames, seg_logits.device)
-        warped, valid = inverse_warp(seg_logits, mats.view(nt, 3, 3))
+        maps, region = self._maps_on_logits(batch_img_metas, mats,
+                                            seg_logits.shape[-2:])
+        warped, valid = inverse_warp(
+            seg_logits, maps.view(nt, 3, 3),
+            region=region.repeat_interleave(frames, dim=0))
         warped = warped.view_as(per_image)
         valid = valid.view(num_images, frames, 1,
                            *seg_logits.shape[2:]).to(seg_logits.dtype)
         count = valid.sum(1)
         fused = (warped * valid).sum(1) / count.clamp_min(1)
         return torch.where(count > 0, fused, mean)
+
+    @staticmethod
+    def _maps_on_logits(batch_img_metas: Sequence, mats: Tensor,
+                        size) -> Tuple[Tensor, Tensor]:
+        """The frames' maps in the coordinates of the logit map, and the
+        map's pixels that hold the image (not padding)."""
+        image_boxes, view_boxes = [], []
+        for sample in batch_img_metas:
+            info = _metainfo(sample)
+            shape = info.get('das_input_shape')
+            if info.get('das_image_box') is None or shape is None:
+                # no padding information: the map is the image
+                image_boxes.append((0, 0, size[1], size[0]))
+                view_boxes.append((0, 0, size[1], size[0]))
+                continue
+            image_boxes.append(tuple(info['das_image_box']))
+            view_boxes.append(
+                tuple(info.get('das_view_box') or (0, 0, shape[1], shape[0])))
+        maps = maps_in_view(mats, image_boxes, view_boxes)
+        region = box_mask(image_boxes, view_boxes, tuple(size), mats.device)
+        return maps, region
 
     def _matrices(self, batch_img_metas: Sequence, frames: int,
                   device) -> Tensor:
@@ -191,22 +218,26 @@ class TemporalFusionHead(BaseModule):
             mats.append(m.to(device=device, dtype=torch.float32))
         return torch.stack(mats)
 
-    def _is_partial_crop(self, batch_img_metas: Sequence) -> bool:
-        """Whether mmseg's slide inference may be decoding a partial crop."""
+    def _check_crop_is_known(self, batch_img_metas: Sequence) -> None:
+        """Refuse a slide-inference crop whose position is unknown."""
         info = _metainfo(batch_img_metas[0])
-        if not isinstance(info.get('img_shape'), torch.Size):
-            return False  # whole inference and training keep tuples
-        pad_shape = info.get('pad_shape')
-        if pad_shape is not None and tuple(
-                pad_shape[:2]) == tuple(info['img_shape']):
-            return False
-        if not self._warned_slide:
-            warnings.warn(
-                f"{type(self).__name__}: slide inference decodes crops whose "
-                "position mmseg does not pass to the head, so "
-                "fusion='inverse_warp' falls back to 'mean' on them.")
-            self._warned_slide = True
-        return True
+        img_shape = info.get('img_shape')
+        if (self.fusion != 'inverse_warp'
+                or not isinstance(img_shape, torch.Size)
+                or info.get('das_view_box') is not None
+                or self.matrices_key not in info
+                or info.get('das_num_frames') == 1):
+            return  # mmseg marks slide crops by a torch.Size img_shape
+        whole = info.get('das_input_shape')
+        if whole is not None and tuple(whole) == tuple(img_shape):
+            return  # the crop is the whole input
+        raise ValueError(
+            f"{type(self).__name__}: fusion='inverse_warp' cannot decode a "
+            f'slide-inference crop of shape {tuple(img_shape)} of an input '
+            f'of shape {whole}: mmseg\'s EncoderDecoder does not say where '
+            "the crop lies. Use model=dict(type='DASEncoderDecoder', ...) "
+            "(a drop-in for EncoderDecoder that does), or set "
+            "fusion='mean'.")
 
     def loss(self, inputs: Tuple[Tensor], batch_data_samples: Sequence,
              train_cfg) -> dict:
@@ -217,6 +248,7 @@ class TemporalFusionHead(BaseModule):
     def predict(self, inputs: Tuple[Tensor], batch_img_metas: List[dict],
                 test_cfg) -> Tensor:
         """Fuse the frames, then the inner head's ``predict_by_feat``."""
+        self._check_crop_is_known(batch_img_metas)
         seg_logits = self.fuse(self.forward(inputs), batch_img_metas)
         return self.head.predict_by_feat(seg_logits, batch_img_metas)
 

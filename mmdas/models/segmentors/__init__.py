@@ -1,0 +1,3 @@
+from .das_encoder_decoder import DASEncoderDecoder
+
+__all__ = ['DASEncoderDecoder']
