@@ -273,6 +273,7 @@ def test_das_test_time_model_config():
     policy = DASPolicy([dict(op='rotate', magnitude=5.0)], num_frames=4)
     das = das_test_time_model(cfg, policy)
     assert cfg.backbone.type == 'ResNetV1c'  # the input is not changed
+    assert das['type'] == 'DASEncoderDecoder'
     assert das['backbone']['type'] == 'GSFResNetV1c'
     assert das['backbone']['num_frames'] == 4
     assert das['backbone']['temporal_module'] is None

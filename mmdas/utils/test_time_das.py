@@ -7,11 +7,12 @@ per-frame logits are inverse-warped back to the image and averaged. This is
 a geometric test-time augmentation (mmseg's TTA offers flips and scales).
 ``tools/test.py --das-test-policy`` applies it.
 
-The rewrite is config-only: the backbone becomes its video twin with
-``temporal_module=None`` (same parameters, same names), the data
-preprocessor its DAS twin (no parameters), and the decode head is wrapped in
-a ``TemporalFusionHead``, which keeps the inner head's parameter names. The
-auxiliary head is left alone: it is not run at test time.
+The rewrite is config-only: the segmentor becomes ``DASEncoderDecoder``
+(slide inference passes each crop's box to the fusion head), the backbone
+its video twin with ``temporal_module=None`` (same parameters, same names),
+the data preprocessor its DAS twin (no parameters), and the decode head is
+wrapped in a ``TemporalFusionHead``, which keeps the inner head's parameter
+names. The auxiliary head is left alone: it is not run at test time.
 """
 import copy
 import os.path as osp
@@ -22,6 +23,8 @@ from mmdas.policy import DASPolicy
 # 2D backbone type -> its video twin (same constructor arguments and weights)
 VIDEO_BACKBONES = {'ResNetV1c': 'GSFResNetV1c'}
 SEG_PREPROCESSORS = ('SegDataPreProcessor', 'mmseg.SegDataPreProcessor')
+# DASEncoderDecoder tells the fusion head where slide-inference crops lie
+SEGMENTORS = ('EncoderDecoder', 'mmseg.EncoderDecoder', 'DASEncoderDecoder')
 
 
 def parse_das_test_policy(spec: str,
@@ -74,10 +77,11 @@ def das_test_time_model(model: dict,
         dict: A new model config; ``model`` is not changed.
     """
     where = '--das-test-policy'
-    if model.get('type') != 'EncoderDecoder':
+    if model.get('type') not in SEGMENTORS:
         raise ValueError(
             f"{where}: model.type is {model.get('type')!r}; test-time DAS "
-            "turns a 2D mmseg 'EncoderDecoder' into a DAS one.")
+            f'turns a 2D mmseg segmentor ({list(SEGMENTORS)}) into a DAS '
+            'one.')
     backbone = model['backbone'].get('type')
     if backbone not in VIDEO_BACKBONES:
         raise ValueError(
@@ -90,6 +94,7 @@ def das_test_time_model(model: dict,
             f'{where}: model.data_preprocessor.type is '
             f"{preprocessor.get('type')!r}; expected 'SegDataPreProcessor'.")
     model = copy.deepcopy(model)
+    model['type'] = 'DASEncoderDecoder'
     model['backbone'].update(
         type=VIDEO_BACKBONES[backbone],
         num_frames=policy.num_frames,
