@@ -433,6 +433,11 @@ def finish_study(args, argv: Sequence[str], script: str, jobs: Sequence[Job],
         jobs, metric, train_costs: See :func:`run_jobs`, :func:`summarize`.
         report: ``report(argv, rows, machine)`` writes ``--md``/``--png``.
     """
+    if args.device == 'cuda' and not (args.report_only or args.dry_run):
+        import torch
+        if not torch.cuda.is_available():
+            raise SystemExit('--device cuda: no GPU is visible to torch; use '
+                             '--device cpu.')
     if args.report_only:
         results = finished_results(jobs, args.study_dir)
     else:

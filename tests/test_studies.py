@@ -164,6 +164,15 @@ def test_parse_logs(tmp_path):
         common.parse_test_log(work, batch_size=1)
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason='a GPU is visible')
+def test_cuda_without_gpu_is_refused(tmp_path):
+    import argparse
+    args = argparse.Namespace(device='cuda', report_only=False,
+                              dry_run=False, study_dir=str(tmp_path))
+    with pytest.raises(SystemExit, match='--device cpu'):
+        common.finish_study(args, [], 'x.py', [], 'mIoU', {}, None)
+
+
 def test_summarize_over_seeds():
     def test(arm, seed, miou, ms):
         return dict(tool='test', train_key=f'train/{arm}/seed{seed}',
