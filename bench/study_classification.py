@@ -46,7 +46,6 @@ Examples::
         --device cpu --seeds 0 --arms plain das_gsf --epochs 1 \\
         --train-subset 256 --test-subset 256 --width 8 --study-dir /tmp/s
 """
-import argparse
 import json
 import os.path as osp
 import sys
@@ -116,13 +115,8 @@ ARMS = {
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description='Fashion-MNIST evidence study: DAS vs augmentations',
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=__doc__)
-    common.add_common_args(parser, 'classification')
-    parser.add_argument('--arms', nargs='+', choices=list(ARMS),
-                        default=list(ARMS))
+    parser = common.study_parser(
+        'classification', 'Fashion-MNIST evidence study: DAS vs augmentations', __doc__, ARMS)
     parser.add_argument('--epochs', type=int, default=10)
     parser.add_argument(
         '--width', type=int, default=16,

@@ -93,6 +93,27 @@ class Job:
                              'checkpoint_of (the train job it evaluates).')
 
 
+def study_parser(name: str, description: str, epilog: str,
+                 arms: Sequence[str]) -> argparse.ArgumentParser:
+    """A study's argument parser with the options every study shares.
+
+    Args:
+        name (str): Study name, for the default output paths.
+        description (str): One line for ``--help``.
+        epilog (str): The study script's docstring.
+        arms (Sequence[str]): The study's arms (``--arms`` choices; all by
+            default).
+    """
+    parser = argparse.ArgumentParser(
+        description=description,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=epilog)
+    parser.add_argument('--arms', nargs='+', choices=list(arms),
+                        default=list(arms))
+    add_common_args(parser, name)
+    return parser
+
+
 def add_common_args(parser: argparse.ArgumentParser, name: str) -> None:
     """The command-line options every study shares."""
     parser.add_argument(

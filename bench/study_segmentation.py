@@ -33,7 +33,6 @@ Examples::
         --device cpu --seeds 0 --iters 4 --num-train 8 --num-val 4 \\
         --study-dir /tmp/s
 """
-import argparse
 import os
 import os.path as osp
 import sys
@@ -65,13 +64,8 @@ ARMS = {
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description='Embedded-digits evidence study: DAS vs TTA',
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=__doc__)
-    common.add_common_args(parser, 'segmentation')
-    parser.add_argument('--arms', nargs='+', choices=list(ARMS),
-                        default=list(ARMS))
+    parser = common.study_parser(
+        'segmentation', 'Embedded-digits evidence study: DAS vs TTA', __doc__, ARMS)
     parser.add_argument(
         '--iters', type=int, default=700,
         help='training iterations of every model (the configs\' 700)')
