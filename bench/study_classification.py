@@ -116,7 +116,9 @@ ARMS = {
 
 def parse_args(argv=None):
     parser = common.study_parser(
-        'classification', 'Fashion-MNIST evidence study: DAS vs augmentations', __doc__, ARMS)
+        'classification',
+        'Fashion-MNIST evidence study: DAS vs augmentations', __doc__,
+        ARMS)
     parser.add_argument('--epochs', type=int, default=10)
     parser.add_argument(
         '--width', type=int, default=16,

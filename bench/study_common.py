@@ -108,8 +108,9 @@ def study_parser(name: str, description: str, epilog: str,
         description=description,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=epilog)
-    parser.add_argument('--arms', nargs='+', choices=list(arms),
-                        default=list(arms))
+    parser.add_argument(
+        '--arms', nargs='+', choices=list(arms), default=list(arms),
+        metavar='ARM', help=f'arms to run (default: all): {", ".join(arms)}')
     add_common_args(parser, name)
     return parser
 

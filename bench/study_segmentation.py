@@ -65,7 +65,9 @@ ARMS = {
 
 def parse_args(argv=None):
     parser = common.study_parser(
-        'segmentation', 'Embedded-digits evidence study: DAS vs TTA', __doc__, ARMS)
+        'segmentation',
+        'Embedded-digits evidence study: DAS vs TTA', __doc__,
+        ARMS)
     parser.add_argument(
         '--iters', type=int, default=700,
         help='training iterations of every model (the configs\' 700)')
