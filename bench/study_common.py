@@ -157,13 +157,42 @@ def load_result(study_dir: str, key: str) -> Optional[dict]:
         return json.load(f)
 
 
-def finished_results(jobs: Sequence[Job], study_dir: str) -> Dict[str, dict]:
-    """key -> stored result of every finished job of ``jobs``."""
+def signature(job: Job, device: str) -> dict:
+    """What makes a run: tool, config, options, arguments and device
+    (repository paths relative, so that the record reads the same from any
+    checkout path)."""
+    def rel(text: str) -> str:
+        return text.replace(REPO + os.sep, '')
+
+    return dict(tool=job.tool, config=rel(job.config),
+                options=[rel(o) for o in job.options],
+                args=[rel(a) for a in job.args], device=device)
+
+
+def finished_results(jobs: Sequence[Job], study_dir: str,
+                     device: str) -> Dict[str, dict]:
+    """key -> stored result of every finished job of ``jobs``.
+
+    Raises:
+        ValueError: A stored run was made with other settings (another
+            ``--epochs``, ``--device``...): its numbers must not be mixed in.
+    """
     results = {}
     for job in jobs:
         result = load_result(study_dir, job.key)
-        if result is not None:
-            results[job.key] = result
+        if result is None:
+            continue
+        expected = signature(job, device)
+        stored = result.get('signature', {})
+        if stored != expected:
+            diff = sorted(k for k in expected
+                          if stored.get(k) != expected[k])
+            raise ValueError(
+                f'{study_dir}: the finished run {job.key} was made with '
+                f'other settings ({", ".join(diff)} differ); give another '
+                f'--study-dir, or delete {work_dir_of(study_dir, job.key)} '
+                'to redo it.')
+        results[job.key] = result
     return results
 
 
@@ -322,7 +351,7 @@ def run_jobs(jobs: Sequence[Job], study_dir: str, n_jobs: int = 1,
     keys = [j.key for j in jobs]
     if len(set(keys)) != len(keys):
         raise ValueError('run_jobs: job keys must be unique')
-    results = finished_results(jobs, study_dir)
+    results = finished_results(jobs, study_dir, device)
     todo = [j for j in jobs if j.key not in results]
     print(f'{len(jobs)} jobs: {len(results)} finished earlier, '
           f'{len(todo)} to run, {n_jobs} at a time on {device}', flush=True)
@@ -334,7 +363,7 @@ def run_jobs(jobs: Sequence[Job], study_dir: str, n_jobs: int = 1,
         threads = max(1, (os.cpu_count() or 1) // n_jobs)
     env = job_env(device, threads)
     failed, running = set(), {}
-    done_now, start = 0, time.time()
+    start = time.time()
     while todo or running:
         for job in list(todo):
             if len(running) >= n_jobs:
@@ -355,7 +384,6 @@ def run_jobs(jobs: Sequence[Job], study_dir: str, n_jobs: int = 1,
                 continue
             proc.log_file.close()
             del running[key]
-            done_now += 1
             log = osp.join(work_dir_of(study_dir, key), 'tool.log')
             if proc.returncode != 0:
                 failed.add(key)
@@ -372,6 +400,7 @@ def run_jobs(jobs: Sequence[Job], study_dir: str, n_jobs: int = 1,
                       flush=True)
                 continue
             result['wall_s'] = time.time() - began
+            result['signature'] = signature(job, device)
             _write_json(
                 osp.join(work_dir_of(study_dir, key), RESULT_FILE), result)
             results[key] = result
@@ -461,7 +490,7 @@ def finish_study(args, argv: Sequence[str], script: str, jobs: Sequence[Job],
             raise SystemExit('--device cuda: no GPU is visible to torch; use '
                              '--device cpu.')
     if args.report_only:
-        results = finished_results(jobs, args.study_dir)
+        results = finished_results(jobs, args.study_dir, args.device)
     else:
         results = run_jobs(jobs, args.study_dir, args.jobs, args.device,
                            args.threads, args.dry_run)

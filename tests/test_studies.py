@@ -64,9 +64,11 @@ def test_finished_run_is_not_redone(tmp_path, monkeypatch):
                       checkpoint_of='train/a/seed0', meta=dict(arm='a'))
     # the training run finished in an earlier study run
     os.makedirs(common.work_dir_of(study, train.key))
-    with open(osp.join(common.work_dir_of(study, train.key),
-                       common.RESULT_FILE), 'w') as f:
-        json.dump(dict(checkpoint='/ckpt/epoch_1.pth'), f)
+    stored = osp.join(common.work_dir_of(study, train.key),
+                      common.RESULT_FILE)
+    with open(stored, 'w') as f:
+        json.dump(dict(checkpoint='/ckpt/epoch_1.pth',
+                       signature=common.signature(train, 'cpu')), f)
     launched = []
 
     def fake_launch(job, study_dir, env):
@@ -90,6 +92,12 @@ def test_finished_run_is_not_redone(tmp_path, monkeypatch):
     launched.clear()
     again = common.run_jobs([train, test], study, n_jobs=2, device='cpu')
     assert launched == [] and set(again) == {'train/a/seed0', 'test/a/seed0'}
+    # a study dir whose runs had other settings is refused, not mixed in
+    changed = common.Job('train/a/seed0', 'train', 'a.py', ['epochs=9'])
+    with pytest.raises(ValueError, match='options differ'):
+        common.run_jobs([changed, test], study, device='cpu')
+    with pytest.raises(ValueError, match='device differ'):
+        common.run_jobs([train, test], study, device='cuda')
 
 
 def test_failed_training_skips_its_test(tmp_path, monkeypatch, capsys):
