@@ -6,7 +6,9 @@ A study is a list of :class:`Job` s. A job is one run of ``tools/train.py`` or
 job ends, its numbers are read from the logs mmengine wrote and stored in
 ``<work dir>/result.json``; that file marks the job finished, so running the
 study again (after an interruption, or with more seeds) redoes nothing that
-finished. An unfinished job's work dir is wiped and the job rerun whole.
+finished. An unfinished job's work dir is wiped and the job rerun whole. A
+finished run made with other settings (options, device) is an error, not
+silently reused.
 
 ``--jobs N`` keeps N subprocesses running at once (on one GPU, or on the
 CPU cores); a test job waits for the training job whose checkpoint it reads.
