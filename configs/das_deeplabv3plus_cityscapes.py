@@ -2,8 +2,9 @@
 # Everything but the DAS parts is mmseg's own config (4 GPUs x 2 images, SGD
 # 0.01, poly LR), so the result compares with mmseg's model zoo (80.09 mIoU).
 # Plain 2D twin: plain_deeplabv3plus_cityscapes.py.
-_base_ = 'mmseg::deeplabv3plus/deeplabv3plus_r50-d8_4xb2-80k_cityscapes-512x1024.py'  # noqa
-custom_imports = dict(imports=['mmdas'], allow_failed_imports=False)
+# The base is the plain twin: mmseg's/mmpretrain's config, run offline, with
+# mmdas' checked loaders.
+_base_ = './plain_deeplabv3plus_cityscapes.py'
 
 # Each image becomes a T-frame video; frame T//2 is the image itself. The
 # policy can also come from a JSON file written by a search:

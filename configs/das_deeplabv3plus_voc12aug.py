@@ -2,8 +2,9 @@
 # Everything but the DAS parts is mmseg's own config (4 GPUs x 4 images), so
 # the result compares with mmseg's model zoo (76.81 mIoU).
 # Plain 2D twin: plain_deeplabv3plus_voc12aug.py.
-_base_ = 'mmseg::deeplabv3plus/deeplabv3plus_r50-d8_4xb4-40k_voc12aug-512x512.py'  # noqa
-custom_imports = dict(imports=['mmdas'], allow_failed_imports=False)
+# The base is the plain twin: mmseg's/mmpretrain's config, run offline, with
+# mmdas' checked loaders.
+_base_ = './plain_deeplabv3plus_voc12aug.py'
 
 num_frames = 8
 das_policy = dict(

@@ -1,8 +1,9 @@
 # DAS GSF-ResNet-50 on ImageNet with mmpretrain's ResNet-50 recipe (8 GPUs x
 # 32 images, SGD 0.1, steps 30/60/90, 100 epochs; 2D result 76.55 top-1).
 # Plain 2D twin: plain_resnet50_imagenet.py.
-_base_ = 'mmpretrain::resnet/resnet50_8xb32_in1k.py'
-custom_imports = dict(imports=['mmdas'], allow_failed_imports=False)
+# The base is the plain twin: mmseg's/mmpretrain's config, run offline, with
+# mmdas' checked loaders.
+_base_ = './plain_resnet50_imagenet.py'
 
 num_frames = 8
 das_policy = dict(

@@ -15,14 +15,15 @@ data_preprocessor = dict(
     mean=[127.5, 127.5, 127.5],
     std=[64.0, 64.0, 64.0],
     to_rgb=True)
+# mmdas' checked loader names the file when an image does not decode
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageFromFileChecked'),
     dict(type='RandomCrop', crop_size=32, padding=4),
     # no flips: a mirrored digit is a different symbol
     dict(type='PackInputs'),
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageFromFileChecked'),
     dict(type='PackInputs'),
 ]
 train_dataloader = dict(
@@ -57,6 +58,6 @@ val_cfg = dict()
 test_cfg = dict()
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=5),
-    checkpoint=dict(type='CheckpointHook', interval=1, save_last=True))
+    checkpoint=dict(type='SafeCheckpointHook', interval=1, save_last=True))
 env_cfg = dict(dist_cfg=dict(backend='gloo'))
 randomness = dict(seed=0)

@@ -11,9 +11,15 @@ needed. See ``docs/compat.md`` for the cause of each breakage.
   With full mmcv installed it does nothing.
 * :func:`install_checkpoint_loader`: torch>=2.6 loads with
   ``weights_only=True``, which refuses checkpoints that mmengine 0.10.7 itself
-  writes (they pickle ``HistoryBuffer`` and numpy objects). The fix
-  re-registers mmengine's local-file loader only; ``torch.load`` elsewhere
-  keeps its safe default.
+  writes (they pickle ``HistoryBuffer`` and numpy objects), while mmengine's
+  URL loader unpickles anything. The fix re-registers mmengine's checkpoint
+  loaders with ``weights_only=True`` and an allow-list of exactly what such
+  checkpoints hold (:mod:`mmdas.checkpoint_loading`); ``torch.load``
+  elsewhere is untouched.
+* :func:`install_empty_dataset_error`: mmengine's ``BaseDataset`` with no
+  samples (an empty or mistyped folder) fails with numpy's ``need at least
+  one array to concatenate``. The fix raises an error naming the dataset
+  class and its folders instead, when the dataset is built.
 """
 import importlib
 import importlib.util
@@ -21,6 +27,11 @@ import os.path as osp
 import sys
 import types
 from typing import Callable, Dict
+
+from .checkpoint_loading import (UntrustedCheckpointError,  # noqa: F401
+                                 allowlisted_getattr,
+                                 install_checkpoint_loaders,
+                                 load_checkpoint_file)
 
 # Pure-PyTorch modules of ``mmcv/ops`` that need no compiled extension, with
 # the public names each provides. mmseg imports ``point_sample`` at import
@@ -127,29 +138,45 @@ def install_mmcv_ops_fallback(force: bool = False) -> bool:
     return True
 
 
-def load_checkpoint_file(filename: str, map_location=None):
-    """mmengine's local checkpoint loader, with ``weights_only=False``.
-
-    Checkpoints written by mmengine pickle its ``HistoryBuffer`` and numpy
-    objects, which torch>=2.6's default ``weights_only=True`` refuses. Only
-    load checkpoints you trust, as with any pickle.
-    """
-    import torch
-    filename = osp.expanduser(filename)
-    if not osp.isfile(filename):
-        raise FileNotFoundError(f'{filename} can not be found.')
-    return torch.load(filename, map_location=map_location, weights_only=False)
-
-
 def install_checkpoint_loader() -> Callable:
-    """Register :func:`load_checkpoint_file` for mmengine's local paths."""
-    from mmengine.runner.checkpoint import CheckpointLoader
-    CheckpointLoader.register_scheme(
-        prefixes='', loader=load_checkpoint_file, force=True)
+    """Register mmdas's safe loaders for mmengine's checkpoint schemes.
+
+    See :mod:`mmdas.checkpoint_loading`: local files, http(s) URLs and
+    model-zoo names all load with ``torch.load(weights_only=True)`` and an
+    allow-list of what OpenMMLab checkpoints hold.
+    """
+    install_checkpoint_loaders()
     return load_checkpoint_file
+
+
+def install_empty_dataset_error() -> Callable:
+    """Make an empty mmengine dataset fail at build, naming its folders.
+
+    Wraps ``BaseDataset._serialize_data``, the first step that breaks on an
+    empty sample list; non-empty datasets are serialised as before.
+    """
+    from mmengine.dataset import BaseDataset
+    serialize = getattr(BaseDataset._serialize_data, '__wrapped__',
+                        BaseDataset._serialize_data)
+
+    def _serialize_data(self):
+        if len(self.data_list) == 0:
+            from mmdas.datasets.checks import dataset_source
+            raise ValueError(
+                f'{type(self).__name__} found no samples in '
+                f'{dataset_source(self)}: the folder is empty, or data_root, '
+                'data_prefix, ann_file or the file suffix '
+                f'({getattr(self, "img_suffix", "?")}) is wrong. '
+                '`python tools/check_dataset.py CONFIG` checks every split.')
+        return serialize(self)
+
+    _serialize_data.__wrapped__ = serialize
+    BaseDataset._serialize_data = _serialize_data
+    return _serialize_data
 
 
 def apply_all() -> None:
     """Apply every fix; called once by ``import mmdas``."""
     install_mmcv_ops_fallback()
     install_checkpoint_loader()
+    install_empty_dataset_error()

@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mmdas import compat
+from mmdas import checkpoint_loading, compat
 
 LITE = not compat.mmcv_has_compiled_ops()
 
@@ -66,7 +66,7 @@ def test_fallback_leaves_working_mmcv_ops_alone():
         full_ops.__getattr__ = op
         sys.modules['mmcv.ops'] = full_ops
         import mmdas
-        from mmdas import compat
+        from mmdas import checkpoint_loading, compat
         assert sys.modules['mmcv.ops'] is full_ops
         assert not compat.install_mmcv_ops_fallback()
         from mmcv.ops import point_sample
@@ -96,6 +96,10 @@ def test_checkpoint_loader_reads_mmengine_checkpoints(tmp_path):
     assert torch.equal(ckpt['state_dict']['w'], torch.ones(2))
     assert int(ckpt['meta']['seed']) == 3
     assert CheckpointLoader._schemes[''] is compat.load_checkpoint_file
+    assert CheckpointLoader._schemes['https://'] is \
+        checkpoint_loading.load_checkpoint_url
+    assert CheckpointLoader._schemes['open-mmlab://'] is \
+        checkpoint_loading.load_model_zoo_checkpoint
 
 
 def test_checkpoint_fix_is_scoped_to_mmengine(tmp_path):
@@ -109,3 +113,190 @@ def test_checkpoint_fix_is_scoped_to_mmengine(tmp_path):
 def test_missing_checkpoint_names_the_file(tmp_path):
     with pytest.raises(FileNotFoundError, match='nothing.pth'):
         compat.load_checkpoint_file(str(tmp_path / 'nothing.pth'))
+
+
+# --- checkpoints load without running code from them ----------------------
+
+
+def _zoo_style_checkpoint():
+    """What an mmseg/mmpretrain model-zoo or mmengine checkpoint holds."""
+    from collections import OrderedDict
+
+    from mmengine.logging import HistoryBuffer
+    loss = HistoryBuffer()
+    for step in range(3):
+        loss.update(0.5 / (step + 1))
+    return dict(
+        meta=dict(
+            epoch=np.int64(12),
+            seed=np.int32(7),
+            best=np.float64(80.09),
+            lr=np.float32(1e-2),
+            done=np.bool_(True),
+            hist=np.arange(6, dtype=np.int64).reshape(2, 3),
+            weights=np.linspace(0, 1, 4, dtype=np.float32),
+            dataset_meta=dict(classes=('road', 'car'),
+                              palette=[[128, 64, 128], [0, 0, 142]]),
+            env_info='sys.platform: linux',
+            config="model = dict(type='EncoderDecoder')"),
+        state_dict=OrderedDict(w=torch.ones(2, 3), b=torch.zeros(3)),
+        message_hub=dict(
+            log_scalars={'train/loss': loss},
+            runtime_info=dict(eta=np.float64(0.0), keep_ckpt_ids=[2, 4])))
+
+
+def _check_zoo_style(ckpt):
+    meta = ckpt['meta']
+    assert meta['epoch'] == 12 and meta['epoch'].dtype == np.int64
+    assert meta['lr'].dtype == np.float32 and bool(meta['done'])
+    assert meta['hist'].tolist() == [[0, 1, 2], [3, 4, 5]]
+    assert meta['weights'].dtype == np.float32
+    assert meta['dataset_meta']['classes'] == ('road', 'car')
+    loss = ckpt['message_hub']['log_scalars']['train/loss']
+    assert loss.mean() == pytest.approx((0.5 + 0.25 + 0.5 / 3) / 3)
+    assert loss.current() == pytest.approx(0.5 / 3)
+    assert torch.equal(ckpt['state_dict']['w'], torch.ones(2, 3))
+
+
+def test_zoo_style_checkpoint_with_meta_loads(tmp_path):
+    from mmengine.runner.checkpoint import _load_checkpoint
+    path = str(tmp_path / 'zoo.pth')
+    torch.save(_zoo_style_checkpoint(), path)
+    # the HistoryBuffer pickles getattr(HistoryBuffer, <statistic>)
+    assert 'builtins.getattr' in \
+        torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    _check_zoo_style(_load_checkpoint(path, map_location='cpu'))
+    # the allow-list was scoped to that load
+    assert not set(checkpoint_loading.checkpoint_safe_globals()) & set(
+        torch.serialization.get_safe_globals())
+
+
+def test_checkpoint_pickled_under_numpy1_loads(tmp_path):
+    """Model-zoo files written with numpy 1 name ``numpy.core.multiarray``."""
+    path = tmp_path / 'numpy1.pth'
+    # the legacy format is one pickle stream, so renaming is a byte edit
+    torch.save(_zoo_style_checkpoint(), str(path),
+               _use_new_zipfile_serialization=False)
+    data = path.read_bytes()
+    assert b'numpy._core.multiarray' in data
+    path.write_bytes(data.replace(b'numpy._core.multiarray',
+                                  b'numpy.core.multiarray'))
+    _check_zoo_style(compat.load_checkpoint_file(str(path)))
+
+
+class _RunsShell:
+    """Pickles as a call of os.system: what a hostile checkpoint holds."""
+
+    def __init__(self, command):
+        self.command = command
+
+    def __reduce__(self):
+        import os
+        return os.system, (self.command, )
+
+
+def _hostile_checkpoint(path, marker):
+    torch.save(
+        dict(state_dict=dict(w=torch.ones(1)),
+             meta=dict(note=_RunsShell(f'touch {marker}'))), str(path))
+
+
+def test_checkpoint_that_runs_code_is_refused(tmp_path):
+    from mmengine.runner.checkpoint import _load_checkpoint
+    marker = tmp_path / 'code_ran'
+    path = tmp_path / 'payload.pth'
+    _hostile_checkpoint(path, marker)
+    with pytest.raises(compat.UntrustedCheckpointError) as err:
+        _load_checkpoint(str(path), map_location='cpu')
+    message = str(err.value)
+    assert 'payload.pth' in message and 'system' in message
+    assert 'never runs code' in message
+    assert 'MMDAS_TRUSTED_CHECKPOINTS=1' in message
+    assert not marker.exists()
+
+
+class _GetattrCall:
+
+    def __init__(self, owner, name):
+        self.owner, self.name = owner, name
+
+    def __reduce__(self):
+        return getattr, (self.owner, self.name)
+
+
+@pytest.mark.parametrize('owner,name', [
+    ('HistoryBuffer', '__init__'),
+    ('HistoryBuffer', 'update'),
+    ('ndarray', 'tofile'),
+])
+def test_getattr_only_reaches_listed_attributes(tmp_path, owner, name):
+    from mmengine.logging import HistoryBuffer
+    owner = dict(HistoryBuffer=HistoryBuffer, ndarray=np.ndarray)[owner]
+    path = str(tmp_path / 'getattr.pth')
+    torch.save(dict(x=_GetattrCall(owner, name)), path)
+    with pytest.raises(compat.UntrustedCheckpointError,
+                       match=f'getattr.*{name}.*not an allowed'):
+        compat.load_checkpoint_file(path)
+    import os
+    with pytest.raises(compat.UntrustedCheckpointError):
+        compat.allowlisted_getattr(os, 'system')
+
+
+def test_trusted_opt_in_loads_a_legacy_file(tmp_path, monkeypatch):
+    import datetime
+    path = str(tmp_path / 'legacy.pth')
+    torch.save(dict(meta=dict(date=datetime.date(2024, 6, 1))), path)
+    with pytest.raises(compat.UntrustedCheckpointError,
+                       match='datetime.date'):
+        compat.load_checkpoint_file(path)
+    monkeypatch.setenv('MMDAS_TRUSTED_CHECKPOINTS', '1')
+    ckpt = compat.load_checkpoint_file(path)
+    assert ckpt['meta']['date'] == datetime.date(2024, 6, 1)
+
+
+def test_damaged_file_is_unreadable_not_untrusted(tmp_path):
+    import pickle
+    path = tmp_path / 'noise.pth'
+    path.write_bytes(b'not a checkpoint at all')
+    with pytest.raises(pickle.UnpicklingError,
+                       match='not a readable checkpoint') as err:
+        compat.load_checkpoint_file(str(path))
+    assert not isinstance(err.value, compat.UntrustedCheckpointError)
+
+
+@pytest.fixture
+def hub_cache(tmp_path):
+    """torch hub's cache in tmp_path: URLs whose file is cached load without
+    network, as after a first download."""
+    old = torch.hub.get_dir()
+    torch.hub.set_dir(str(tmp_path / 'hub'))
+    cache = tmp_path / 'hub' / 'checkpoints'
+    cache.mkdir(parents=True)
+    yield cache
+    torch.hub.set_dir(old)
+
+
+def test_url_checkpoints_load_through_the_same_guard(hub_cache):
+    from mmengine.runner.checkpoint import _load_checkpoint
+    torch.save(_zoo_style_checkpoint(), str(hub_cache / 'zoo-1234abcd.pth'))
+    _check_zoo_style(
+        _load_checkpoint('https://download.invalid/m/zoo-1234abcd.pth'))
+    marker = hub_cache / 'code_ran'
+    _hostile_checkpoint(hub_cache / 'evil.pth', marker)
+    with pytest.raises(compat.UntrustedCheckpointError,
+                       match='https://download.invalid/evil.pth'):
+        _load_checkpoint('https://download.invalid/evil.pth')
+    assert not marker.exists()
+
+
+def test_model_zoo_names_load_through_the_same_guard(hub_cache):
+    """``open-mmlab://`` (mmseg's ResNetV1c pretrained weights) resolves with
+    mmengine's table and loads with mmdas's URL loader."""
+    from mmengine.runner.checkpoint import _load_checkpoint, \
+        get_external_models
+    url = get_external_models()['resnet50_v1c']
+    marker = hub_cache / 'code_ran'
+    _hostile_checkpoint(hub_cache / osp.basename(url), marker)
+    with pytest.raises(compat.UntrustedCheckpointError, match=url):
+        _load_checkpoint('open-mmlab://resnet50_v1c')
+    assert not marker.exists()

@@ -7,6 +7,7 @@ import torch
 from mmengine.config import Config
 
 from fixtures import make_cityscapes, shrink_config
+from mmdas.checkpoint_loading import load_checkpoint_file
 from test_configs_e2e import CONFIG_DIR, run_train
 
 CONFIG = osp.join(CONFIG_DIR, 'das_deeplabv3plus_cityscapes.py')
@@ -28,8 +29,8 @@ def _config(tmp_path, root, max_iters):
 
 
 def _final(work_dir):
-    ckpt = torch.load(
-        str(work_dir / 'iter_4.pth'), map_location='cpu', weights_only=False)
+    ckpt = load_checkpoint_file(str(work_dir / 'iter_4.pth'),
+                                map_location='cpu')
     return ckpt['state_dict']
 
 

@@ -19,8 +19,9 @@ TEST = [sys.executable, osp.join('tools', 'test.py')]
 
 
 def load_ckpt(path):
-    # mmengine's loader, i.e. the weights_only=False scheme `import mmdas`
-    # registered; plain torch.load would refuse mmengine's pickles
+    # mmengine's loader, i.e. the allow-listed weights_only=True scheme
+    # `import mmdas` registered; plain torch.load would refuse mmengine's
+    # pickles
     from mmengine.runner.checkpoint import _load_checkpoint
     return _load_checkpoint(path, map_location='cpu')
 

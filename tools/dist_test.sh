@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Usage: bash tools/dist_test.sh CONFIG CHECKPOINT GPUS [test.py args]
-# Env: PORT, MASTER_ADDR, NNODES, NODE_RANK, PYTHON (interpreter, default python).
+# Env: PORT, MASTER_ADDR, NNODES, NODE_RANK; PYTHON (interpreter; default
+# the project's .venv if it exists, else python); MMDAS_DIST_TIMEOUT (s).
 CONFIG=$1
 CHECKPOINT=$2
 GPUS=$3
@@ -8,7 +9,7 @@ NNODES=${NNODES:-1}
 NODE_RANK=${NODE_RANK:-0}
 PORT=${PORT:-29500}
 MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
-PYTHON=${PYTHON:-python}
+source "$(dirname "$0")/find_python.sh"
 
 PYTHONPATH="$(dirname "$0")/..":$PYTHONPATH \
 "$PYTHON" -m torch.distributed.run \

@@ -15,6 +15,8 @@ from mmengine.config import Config, ConfigDict, DictAction  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 from mmdas.utils import check_config_types, prepare_cfg_for_launch  # noqa
+from mmdas.utils import use_checkpoint_hooks  # noqa: E402
+from mmdas.utils import report_lost_ranks  # noqa: E402
 
 
 def parse_args():
@@ -60,6 +62,13 @@ def parse_args():
         '(default 8)')
     parser.add_argument(
         '--tta', action='store_true', help='test time augmentation')
+    parser.add_argument(
+        '--allow-missing',
+        action='append',
+        default=[],
+        metavar='PATTERN',
+        help='model weights (fnmatch pattern, repeatable) that the checkpoint '
+        'may lack; by default the checkpoint must provide every weight')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args()
     if 'LOCAL_RANK' not in os.environ:
@@ -107,6 +116,7 @@ def main():
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(args.config))[0])
     cfg.load_from = args.checkpoint
+    use_checkpoint_hooks(cfg, test=True, allow_missing=args.allow_missing)
 
     if args.show or args.show_dir:
         enable_visualization(cfg, args, is_cls)
@@ -148,7 +158,8 @@ def main():
         from mmengine.evaluator import DumpResults
         runner.test_evaluator.metrics.append(
             DumpResults(out_file_path=args.out))
-    runner.test()
+    with report_lost_ranks(cfg):  # a lost rank ends the run, named
+        runner.test()
 
 
 if __name__ == '__main__':

@@ -18,6 +18,8 @@ from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 from mmdas.utils import check_config_types, prepare_cfg_for_launch  # noqa
+from mmdas.utils import use_checkpoint_hooks  # noqa: E402
+from mmdas.utils import report_lost_ranks  # noqa: E402
 
 
 def parse_args():
@@ -46,6 +48,11 @@ def parse_args():
         choices=['none', 'pytorch', 'slurm', 'mpi'],
         default='none',
         help='job launcher')
+    parser.add_argument(
+        '--check-data',
+        action='store_true',
+        help='first read every file of the train/val/test sets and stop if '
+        'any is wrong (tools/check_dataset.py)')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args()
     if 'LOCAL_RANK' not in os.environ:
@@ -58,7 +65,11 @@ def main():
     cfg = Config.fromfile(args.config)
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    if args.check_data:
+        from mmdas.datasets.checks import check_dataset_or_exit
+        check_dataset_or_exit(cfg)
     cfg = prepare_cfg_for_launch(cfg, args.launcher)
+    use_checkpoint_hooks(cfg)  # crash-safe saving, resume fallback
     check_config_types(cfg)
 
     # work_dir priority: CLI > config > ./work_dirs/<config name>
@@ -91,7 +102,8 @@ def main():
         runner = Runner.from_cfg(cfg)
     else:
         runner = RUNNERS.build(cfg)
-    runner.train()
+    with report_lost_ranks(cfg):  # a lost rank ends the run, named
+        runner.train()
 
 
 if __name__ == '__main__':

@@ -1,4 +1,5 @@
 """Config preparation shared by ``tools/train.py`` and ``tools/test.py``."""
+import datetime
 import difflib
 import os
 
@@ -31,27 +32,69 @@ def _replace_syncbn(node):
             _replace_syncbn(value)
 
 
+# Seconds a rank waits for the others in one collective before the run ends
+# with an error; torch's defaults (10 to 30 minutes, and no limit in some
+# paths) let a stopped rank hang the others for very long.
+DEFAULT_DIST_TIMEOUT = 600
+DIST_TIMEOUT_ENV = 'MMDAS_DIST_TIMEOUT'
+
+
+def resolve_dist_timeout(cfg: Config) -> int:
+    """The process-group timeout in seconds for a distributed run.
+
+    ``$MMDAS_DIST_TIMEOUT`` overrides the config's
+    ``env_cfg.dist_cfg.timeout``; without either it is
+    :data:`DEFAULT_DIST_TIMEOUT` (10 minutes).
+
+    Raises:
+        ValueError: If the value is not a positive number of seconds.
+    """
+    dist_cfg = (cfg.get('env_cfg') or {}).get('dist_cfg') or {}
+    if os.environ.get(DIST_TIMEOUT_ENV):
+        value, source = os.environ[DIST_TIMEOUT_ENV], f'${DIST_TIMEOUT_ENV}'
+    else:
+        value = dist_cfg.get('timeout', DEFAULT_DIST_TIMEOUT)
+        source = 'env_cfg.dist_cfg.timeout'
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = -1
+    if not seconds > 0:
+        raise ValueError(
+            f'{source}={value!r}: the distributed timeout must be a positive '
+            f'number of seconds, e.g. {DEFAULT_DIST_TIMEOUT}.')
+    return int(seconds) if seconds == int(seconds) else seconds
+
+
 def prepare_cfg_for_launch(cfg: Config, launcher: str) -> Config:
     """Set ``cfg.launcher`` and make a distributed launch work without CUDA.
 
-    With CUDA this only sets ``cfg.launcher``. Without CUDA and with a
-    launcher other than ``'none'`` (mmengine 0.10.7 assumes CUDA there): the
-    gloo process group is initialised here, so that mmengine's CUDA-only
-    ``init_dist`` is skipped; the model is wrapped by
-    ``MMDASDistributedDataParallel`` (no ``device_ids``); ``SyncBN`` becomes
-    ``BN``, since SyncBN needs GPU modules.
+    With a launcher other than ``'none'``, ``env_cfg.dist_cfg.timeout`` is
+    set (:func:`resolve_dist_timeout`): a rank that stops or dies ends the
+    run with an error after that long instead of hanging the others. With
+    CUDA nothing else changes (mmengine's ``init_dist`` applies it). Without
+    CUDA (mmengine 0.10.7 assumes CUDA there): the gloo process group is
+    initialised here, so that mmengine's CUDA-only ``init_dist`` is skipped;
+    the model is wrapped by ``MMDASDistributedDataParallel`` (no
+    ``device_ids``); ``SyncBN`` becomes ``BN``, since SyncBN needs GPU
+    modules.
     """
     cfg.launcher = launcher
-    if launcher == 'none' or torch.cuda.is_available():
+    if launcher == 'none':
         return cfg
     cfg.setdefault('env_cfg', ConfigDict())
     cfg.env_cfg.setdefault('dist_cfg', ConfigDict())
+    timeout = resolve_dist_timeout(cfg)
+    cfg.env_cfg.dist_cfg.timeout = timeout
+    if torch.cuda.is_available():
+        return cfg
     cfg.env_cfg.dist_cfg.backend = 'gloo'
     if launcher == 'pytorch' and not torch_dist.is_initialized():
         torch_dist.init_process_group(
             backend='gloo',
             rank=int(os.environ['RANK']),
-            world_size=int(os.environ['WORLD_SIZE']))
+            world_size=int(os.environ['WORLD_SIZE']),
+            timeout=datetime.timedelta(seconds=timeout))
     wrapper = cfg.get('model_wrapper_cfg') or ConfigDict()
     if wrapper.get('type', 'MMDistributedDataParallel') in (
             'MMDistributedDataParallel', 'mmengine.MMDistributedDataParallel'):

@@ -12,9 +12,14 @@ metainfo = dict(
              [0, 130, 200], [245, 130, 48], [145, 30, 180], [70, 240, 240],
              [240, 50, 230], [210, 245, 60], [250, 190, 212]])
 crop_size = (96, 96)  # = the demo canvas (tools/run_demo.py --size)
+# mmdas' checked loaders raise an error naming the file when an image or
+# label does not decode, a label is not its image's size, or (num_classes
+# given) holds a class id the model does not have
+load_annotations = dict(
+    type='LoadAnnotationsChecked', num_classes=len(metainfo['classes']))
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations'),
+    dict(type='LoadImageFromFileChecked'),
+    load_annotations,
     dict(
         type='RandomResize',
         scale=crop_size,
@@ -31,21 +36,21 @@ train_pipeline = [
     dict(type='PackSegInputs')
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageFromFileChecked'),
     dict(type='Resize', scale=crop_size, keep_ratio=True),
     # annotations are loaded after Resize: metrics use the original size
-    dict(type='LoadAnnotations'),
+    load_annotations,
     dict(type='PackSegInputs')
 ]
 img_ratios = [0.75, 1.0, 1.25]
 tta_pipeline = [
-    dict(type='LoadImageFromFile', backend_args=None),
+    dict(type='LoadImageFromFileChecked', backend_args=None),
     dict(
         type='TestTimeAug',
         transforms=[[
             dict(type='Resize', scale_factor=r, keep_ratio=True)
             for r in img_ratios
-        ], [dict(type='LoadAnnotations')], [dict(type='PackSegInputs')]])
+        ], [load_annotations], [dict(type='PackSegInputs')]])
 ]
 # num_workers=0: the images are tiny and worker processes would compete for
 # the few CPU cores with the model (persistent_workers needs workers > 0).

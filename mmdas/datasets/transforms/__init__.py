@@ -1,8 +1,10 @@
 from .das_image_to_video import (DAS_CLS_META_KEYS, DAS_SEG_META_KEYS,
                                  DASImageToVideo)
 from .formatting import PackDASInputs, PackDASSegInputs
+from .loading import LoadAnnotationsChecked, LoadImageFromFileChecked
 
 __all__ = [
     'DASImageToVideo', 'PackDASSegInputs', 'PackDASInputs',
-    'DAS_SEG_META_KEYS', 'DAS_CLS_META_KEYS'
+    'DAS_SEG_META_KEYS', 'DAS_CLS_META_KEYS', 'LoadImageFromFileChecked',
+    'LoadAnnotationsChecked'
 ]

@@ -1,0 +1,278 @@
+"""A training process SIGKILLed while it saves a checkpoint resumes to the
+weights of an uninterrupted run (SafeCheckpointHook), and ``--resume`` falls
+back past an empty pointer or a truncated newest checkpoint.
+
+The kills are made deterministic by ``tests/kill_points.py``, a test-only hook
+that dies half-way through the write of the checkpoint or of
+``last_checkpoint``.
+"""
+import logging
+import os
+import os.path as osp
+import sys
+from types import SimpleNamespace
+
+import pytest
+import torch
+from mmengine.config import Config
+
+from conftest import SEG_CONFIG, run_tool, train_iters
+from fixtures import shrink_config
+from mmdas.checkpoint_loading import (UntrustedCheckpointError,
+                                      load_checkpoint_file)
+from mmdas.engine import SafeCheckpointHook
+from mmdas.engine.safe_checkpoint_hook import PARTIAL_SUFFIX, \
+    write_text_atomic
+
+TESTS = osp.dirname(osp.abspath(__file__))
+MAX_ITERS = 6
+
+
+def _config(tmp_path, data_root, name, max_keep=1, kill=None):
+    """The embedded DeepLabV3+ for 6 iterations, a checkpoint every 2;
+    ``kill=(step, moment)`` adds the test-only KillDuringSave hook."""
+    cfg = Config.fromfile(SEG_CONFIG)
+    shrink_config(cfg, data_root, iters=MAX_ITERS)
+    # mmengine's hook, as mmseg's default_runtime.py sets it: tools/train.py
+    # must make it the crash-safe one
+    cfg.default_hooks.checkpoint.type = 'CheckpointHook'
+    cfg.default_hooks.checkpoint.interval = 2
+    cfg.default_hooks.checkpoint.max_keep_ckpts = max_keep
+    # dropout draws from torch's RNG, whose state a checkpoint does not hold
+    cfg.model.decode_head.dropout_ratio = 0
+    cfg.model.auxiliary_head.dropout_ratio = 0
+    if kill is not None:
+        cfg.custom_imports.imports = ['mmdas', 'kill_points']
+        cfg.custom_hooks = [
+            dict(type='KillDuringSave', step=kill[0], moment=kill[1])
+        ]
+    path = str(tmp_path / f'{name}.py')
+    cfg.dump(path)
+    return path
+
+
+def _train(config, work_dir, *extra, check=True):
+    return run_tool([
+        sys.executable, 'tools/train.py', config, '--work-dir',
+        str(work_dir), *extra
+    ], check=check, extra_pythonpath=[TESTS])
+
+
+def _weights(path):
+    return load_checkpoint_file(str(path), map_location='cpu')['state_dict']
+
+
+def _assert_same_weights(expected, actual):
+    assert expected.keys() == actual.keys()
+    # one process, one thread: bit-identical arithmetic; the tolerance only
+    # absorbs another BLAS reduction order (as in test_resume.py)
+    for key in expected:
+        assert torch.allclose(
+            expected[key].float(), actual[key].float(), rtol=0,
+            atol=1e-6), key
+
+
+@pytest.fixture(scope='module')
+def uninterrupted(tiny_seg_root, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp('uninterrupted')
+    _train(_config(tmp, tiny_seg_root, 'full'), tmp / 'work')
+    return _weights(tmp / 'work' / f'iter_{MAX_ITERS}.pth')
+
+
+def _snapshot(work_dir):
+    """The files of a work dir and what its pointer says, after the kill."""
+    with open(work_dir / 'last_checkpoint') as f:
+        return dict(files=sorted(os.listdir(work_dir)), pointer=f.read())
+
+
+def _kill_then_resume(tmp_path, data_root, kill, max_keep=1,
+                      between=None):
+    """Run until the kill, check it was one, optionally damage the work dir
+    (``between(work_dir)``), resume; return the work dir and both logs."""
+    work_dir = tmp_path / 'work'
+    killed = _train(
+        _config(tmp_path, data_root, 'killed', max_keep, kill), work_dir,
+        check=False)
+    assert killed.returncode == -9, killed.stdout[-3000:]
+    if between is not None:
+        between(work_dir)
+    resumed = _train(_config(tmp_path, data_root, 'full', max_keep),
+                     work_dir, '--resume').stdout
+    return work_dir, killed.stdout, resumed
+
+
+def test_kill_while_writing_checkpoint_keeps_the_previous_one(
+        uninterrupted, tiny_seg_root, tmp_path):
+    """max_keep_ckpts=1, killed half-way through writing iter_4: iter_2 is
+    still there and the resumed run ends where an uninterrupted one does."""
+    seen = {}
+    work_dir, _, resumed = _kill_then_resume(
+        tmp_path, tiny_seg_root, (4, 'checkpoint'),
+        between=lambda work_dir: seen.update(_snapshot(work_dir)))
+    # the half-written bytes went to the partial file, not to iter_4.pth,
+    # and the old checkpoint was not deleted first
+    assert 'iter_2.pth' in seen['files']
+    assert 'iter_4.pth' not in seen['files']
+    assert f'iter_4.pth{PARTIAL_SUFFIX}' in seen['files']
+    assert seen['pointer'] == str(work_dir / 'iter_2.pth')
+    assert 'resumed epoch: 0, iter: 2' in resumed
+    assert train_iters(resumed) == [(i, MAX_ITERS) for i in range(3, 7)]
+    _assert_same_weights(uninterrupted,
+                         _weights(work_dir / f'iter_{MAX_ITERS}.pth'))
+    # max_keep_ckpts=1 still holds, and the partial file is gone
+    assert sorted(f for f in os.listdir(work_dir)
+                  if f.startswith('iter_')) == [f'iter_{MAX_ITERS}.pth']
+
+
+@pytest.mark.slow
+def test_kill_while_writing_pointer_keeps_it_intact(uninterrupted,
+                                                    tiny_seg_root, tmp_path):
+    """Killed while ``last_checkpoint`` is rewritten (after iter_4 is in
+    place): the pointer still names iter_2, which was not deleted yet."""
+    seen = {}
+    work_dir, _, resumed = _kill_then_resume(
+        tmp_path, tiny_seg_root, (4, 'pointer'),
+        between=lambda work_dir: seen.update(_snapshot(work_dir)))
+    assert seen['pointer'] == str(work_dir / 'iter_2.pth')
+    assert {'iter_2.pth', 'iter_4.pth'} <= set(seen['files'])
+    assert 'resumed epoch: 0, iter: 2' in resumed
+    _assert_same_weights(uninterrupted,
+                         _weights(work_dir / f'iter_{MAX_ITERS}.pth'))
+
+
+@pytest.mark.slow
+def test_resume_skips_empty_pointer_and_truncated_newest(
+        uninterrupted, tiny_seg_root, tmp_path):
+    """A pointer left empty and a truncated iter_4 (e.g. lost to a crash of
+    a stack that writes in place): --resume falls back to iter_2 and says
+    why."""
+
+    def damage(work_dir):
+        newest = work_dir / 'iter_4.pth'
+        data = newest.read_bytes()
+        newest.write_bytes(data[:len(data) // 2])
+        (work_dir / 'last_checkpoint').write_text('')
+
+    work_dir, _, resumed = _kill_then_resume(
+        tmp_path, tiny_seg_root, (4, 'after_save'), max_keep=2,
+        between=damage)
+    assert 'last_checkpoint is empty' in resumed
+    assert 'iter_4.pth cannot be read' in resumed
+    assert f'Resuming from {work_dir / "iter_2.pth"}' in resumed
+    _assert_same_weights(uninterrupted,
+                         _weights(work_dir / f'iter_{MAX_ITERS}.pth'))
+
+
+# --- the fallback on its own, with hand-made work dirs (fast) -------------
+
+
+class ListLogger:
+    """Collects what a hook logs (stands in for the runner's logger)."""
+
+    def __init__(self):
+        self.lines = []
+
+    def warning(self, msg):
+        self.lines.append(msg)
+
+    info = warning
+
+
+def _runner(work_dir):
+    return SimpleNamespace(
+        work_dir=str(work_dir), logger=ListLogger(), _resume=True,
+        _load_from=None)
+
+
+def _save(path, step):
+    torch.save(dict(meta=dict(iter=step), state_dict=dict(w=torch.ones(1))),
+               str(path))
+
+
+def _resolved(work_dir):
+    runner = _runner(work_dir)
+    SafeCheckpointHook(interval=2, by_epoch=False).before_run(runner)
+    return runner
+
+
+def test_fresh_work_dir_resumes_nothing(tmp_path):
+    assert _resolved(tmp_path)._load_from is None
+
+
+def test_valid_pointer_is_followed(tmp_path):
+    for step in (2, 4):
+        _save(tmp_path / f'iter_{step}.pth', step)
+    write_text_atomic(str(tmp_path / 'last_checkpoint'),
+                      str(tmp_path / 'iter_2.pth'))
+    runner = _resolved(tmp_path)
+    assert runner._load_from == str(tmp_path / 'iter_2.pth')
+    assert runner.logger.lines == []
+    assert not (tmp_path / f'last_checkpoint{PARTIAL_SUFFIX}').exists()
+
+
+@pytest.mark.parametrize('pointer', [None, '', 'iter_9.pth'])
+def test_broken_pointer_falls_back_to_newest_loadable(tmp_path, pointer):
+    for step in (2, 4, 10):
+        _save(tmp_path / f'iter_{step}.pth', step)
+    (tmp_path / 'iter_10.pth').write_bytes(b'')  # empty file
+    data = (tmp_path / 'iter_4.pth').read_bytes()
+    (tmp_path / 'iter_4.pth').write_bytes(data[:-100])  # truncated
+    if pointer is not None:
+        (tmp_path / 'last_checkpoint').write_text(
+            str(tmp_path / pointer) if pointer else '')
+    runner = _resolved(tmp_path)
+    assert runner._load_from == str(tmp_path / 'iter_2.pth')
+    log = runner.logger.lines[0]
+    assert 'iter_10.pth is empty' in log
+    assert 'iter_4.pth cannot be read' in log
+    if pointer is None:
+        assert 'last_checkpoint does not exist' in log
+    elif pointer:
+        assert 'iter_9.pth does not exist' in log
+    else:
+        assert 'last_checkpoint is empty' in log
+
+
+def test_no_loadable_checkpoint_is_an_error(tmp_path):
+    (tmp_path / 'iter_2.pth').write_bytes(b'not a checkpoint')
+    (tmp_path / 'last_checkpoint').write_text('')
+    with pytest.raises(RuntimeError, match=r'no checkpoint that loads.*'
+                       r'iter_2\.pth cannot be read'):
+        _resolved(tmp_path)
+
+
+def test_refused_checkpoint_is_not_silently_skipped(tmp_path):
+    _save(tmp_path / 'iter_2.pth', 2)
+    torch.save(dict(meta=dict(when=logging.INFO), state_dict={},
+                    handler=logging.Handler), str(tmp_path / 'iter_4.pth'))
+    with pytest.raises(UntrustedCheckpointError, match='iter_4.pth'):
+        _resolved(tmp_path)
+
+
+def test_explicit_resume_path_is_left_alone(tmp_path):
+    _save(tmp_path / 'iter_2.pth', 2)
+    runner = _runner(tmp_path)
+    runner._load_from = str(tmp_path / 'elsewhere.pth')
+    SafeCheckpointHook(interval=2, by_epoch=False).before_run(runner)
+    assert runner._load_from == str(tmp_path / 'elsewhere.pth')
+
+
+@pytest.mark.parametrize('hook,expected', [
+    (dict(type='CheckpointHook', interval=5), 'SafeCheckpointHook'),
+    (None, None),  # checkpointing turned off stays off
+    (dict(type='MyCheckpointHook'), 'MyCheckpointHook'),
+    ('absent', 'SafeCheckpointHook'),  # mmengine's default, made safe
+])
+def test_tools_make_the_checkpoint_hook_crash_safe(hook, expected):
+    from mmdas.utils import use_checkpoint_hooks
+    cfg = Config(dict(default_hooks=dict(timer=dict(type='IterTimerHook'))))
+    if hook != 'absent':
+        cfg.default_hooks.checkpoint = hook
+    use_checkpoint_hooks(cfg, test=True, allow_missing=['a.*'])
+    checkpoint = cfg.default_hooks.checkpoint
+    assert (checkpoint and checkpoint['type']) == expected
+    if hook and hook != 'absent':
+        assert checkpoint.get('interval') == hook.get('interval')
+    assert cfg.custom_hooks == [
+        dict(type='CheckpointCoverageHook', strict=True, allow_missing=['a.*'])
+    ]
