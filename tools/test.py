@@ -50,6 +50,17 @@ def parse_args():
         default='none',
         help='job launcher')
     parser.add_argument(
+        '--das-test-policy',
+        metavar='FILE|OP:MAGNITUDE',
+        help='segmentation: test a 2D model on DAS frames of each image '
+        '(its own weights, no temporal module) and fuse the frames by '
+        'inverse warping; a policy JSON file or e.g. rotate:8')
+    parser.add_argument(
+        '--das-test-frames',
+        type=int,
+        help='frames per image for --das-test-policy OP:MAGNITUDE '
+        '(default 8)')
+    parser.add_argument(
         '--tta', action='store_true', help='test time augmentation')
     parser.add_argument(
         '--allow-missing',
@@ -109,6 +120,20 @@ def main():
 
     if args.show or args.show_dir:
         enable_visualization(cfg, args, is_cls)
+
+    if args.das_test_policy:
+        from mmdas.utils.test_time_das import (das_test_time_model,
+                                               parse_das_test_policy)
+        if args.tta or is_cls:
+            raise ValueError('--das-test-policy: works on mmseg models and '
+                             'not together with --tta.')
+        cfg.model = ConfigDict(
+            das_test_time_model(
+                cfg.model,
+                parse_das_test_policy(args.das_test_policy,
+                                      args.das_test_frames)))
+    elif args.das_test_frames is not None:
+        raise ValueError('--das-test-frames needs --das-test-policy.')
 
     if args.tta:
         if 'tta_model' not in cfg or 'tta_pipeline' not in cfg:
