@@ -60,8 +60,13 @@ class VideoResNetMixin:
             Defaults to 8.
         gsf_init (str): ``'zero_gate'`` (default; no frame mixing at start) or
             ``'official'``; see :class:`~mmdas.models.temporal.GateShiftFuse`.
-        gsf_interleave (bool): Keep the official channel interleave of GSF.
-            Defaults to True.
+        gsf_interleave (bool): Apply the official channel interleave of GSF.
+            Defaults to False.
+        gsf_rescale_fusion (bool): Scale GSF's fused channels by 2 (ours).
+            Defaults to True. With both defaults and ``gsf_init='zero_gate'``
+            the video ResNet computes every frame exactly as the 2D ResNet
+            whose weights it loaded, in train and eval mode; see
+            :class:`~mmdas.models.temporal.GateShiftFuse`.
         **kwargs: Arguments of the 2D ResNet (``depth``, ``dilations``,
             ``strides``, ``contract_dilation``, ``norm_cfg``, ``with_cp``,
             ``init_cfg``...).
@@ -82,7 +87,8 @@ class VideoResNetMixin:
                  gsf_ratio: float = 0.25,
                  shift_div: int = 8,
                  gsf_init: str = 'zero_gate',
-                 gsf_interleave: bool = True,
+                 gsf_interleave: bool = False,
+                 gsf_rescale_fusion: bool = True,
                  **kwargs):
         check_temporal_args(temporal_module, num_frames, gsf_ratio, shift_div,
                             gsf_init)
@@ -95,9 +101,10 @@ class VideoResNetMixin:
         self.frame_channels = kwargs.get('in_channels', 3)
         self.pretrained_report: Optional[dict] = None
         if temporal_module is not None:
-            self._insert_temporal_modules(gsf_interleave)
+            self._insert_temporal_modules(gsf_interleave, gsf_rescale_fusion)
 
-    def _insert_temporal_modules(self, gsf_interleave: bool) -> None:
+    def _insert_temporal_modules(self, gsf_interleave: bool,
+                                 gsf_rescale_fusion: bool) -> None:
         for layer_name in self.res_layers:
             for block in getattr(self, layer_name):
                 if self.temporal_module == 'tsm':
@@ -114,7 +121,8 @@ class VideoResNetMixin:
                     self.gsf_ratio,
                     norm_cfg=self.norm_cfg,
                     init=self.gsf_init,
-                    channel_interleave=gsf_interleave)
+                    channel_interleave=gsf_interleave,
+                    rescale_fusion=gsf_rescale_fusion)
                 setattr(block, last, TemporalConv2d(conv, gsf, 'after'))
 
     def temporal_modules(self) -> List[nn.Module]:
@@ -252,15 +260,31 @@ class VideoResNetMixin:
         self._log_report(report, checkpoint)
         return report
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # A whole-model load (the Runner's load_from, load_checkpoint) of a
+        # 2D checkpoint: say which modules are new rather than leave it to a
+        # long "missing keys" list.
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        own = [k for k in self.state_dict() if '.temporal.' in k]
+        missing = [k for k in own if prefix + k not in state_dict]
+        if missing and any(k.startswith(prefix) for k in state_dict):
+            print_log(self._new_modules_message(missing), logger='current')
+
+    def _new_modules_message(self, missing_keys: List[str]) -> str:
+        modules = sorted({k.split('.temporal.')[0] + '.temporal'
+                          for k in missing_keys})
+        init = f'{self.gsf_init} ' if self.temporal_module == 'gsf' else ''
+        return (f'{type(self).__name__}: 2D checkpoint; new, keeping their '
+                f'{init}init: {len(modules)} {self.temporal_module} modules '
+                f'{modules}')
+
     def _log_report(self, report: dict, checkpoint) -> None:
         source = checkpoint if isinstance(checkpoint, str) else 'state dict'
-        temporal = [k for k in report['missing'] if '.temporal.' in k]
+        # the temporal modules are listed by _load_from_state_dict
         other = [k for k in report['missing'] if '.temporal.' not in k]
         name = type(self).__name__
         print_log(
-            f'{name}: loaded {len(report["loaded"])} tensors from {source}; '
-            f'{len(temporal)} temporal-module tensors keep their '
-            f'{self.gsf_init if self.temporal_module == "gsf" else ""} init.',
+            f'{name}: loaded {len(report["loaded"])} tensors from {source}.',
             logger='current')
         if report['renamed']:
             print_log(f'{name}: renamed checkpoint keys {report["renamed"]}',

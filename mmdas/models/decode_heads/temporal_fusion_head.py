@@ -22,7 +22,7 @@ from torch import Tensor
 from mmdas.geometry import inverse_warp
 from mmdas.policy import check_num_frames
 from mmdas.registry import MODELS
-from ..wrapping import frames_per_image, inner_cfg
+from ..wrapping import frames_per_image, inner_cfg, share_inner_head_names
 
 FUSIONS = ('inverse_warp', 'mean')
 
@@ -96,6 +96,7 @@ class TemporalFusionHead(BaseModule):
         self.num_frames = num_frames
         self.matrices_key = matrices_key
         self._warned_slide = False
+        share_inner_head_names(self)
 
     # What EncoderDecoder, the losses and the visualiser read.
     @property

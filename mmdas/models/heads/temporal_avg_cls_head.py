@@ -7,7 +7,7 @@ from torch import Tensor
 
 from mmdas.policy import check_num_frames
 from mmdas.registry import MODELS
-from ..wrapping import frames_per_image, inner_cfg
+from ..wrapping import frames_per_image, inner_cfg, share_inner_head_names
 
 
 @MODELS.register_module()
@@ -47,6 +47,7 @@ class TemporalAvgClsHead(BaseModule):
         self.head = CLS_MODELS.build(
             inner_cfg(head, wrapped_type, kwargs, type(self).__name__))
         self.num_frames = num_frames
+        share_inner_head_names(self)
 
     def pre_logits(self, feats: Tuple[Tensor]) -> Tensor:
         """Per-frame pre-logits of the inner head (``[N*T, ...]``)."""
