@@ -71,14 +71,19 @@ class VideoResNetMixin:
             ``strides``, ``contract_dilation``, ``norm_cfg``, ``with_cp``,
             ``init_cfg``...).
 
-    Input: ``[N, T*C, H, W]`` frame-major stacked videos, or
-    ``[N*T, C, H, W]`` frame batches. Outputs stay ``[N*T, ...]``.
+    Input: ``[N, T*C, H, W]`` frame-major stacked videos (what the DAS data
+    preprocessors output); anything else is refused, so a model fed plain
+    images cannot run GSF across unrelated images. Outputs are
+    ``[N*T, ...]``.
 
     ``init_cfg=dict(type='Pretrained', checkpoint=..., prefix=...)`` loads a
     2D checkpoint through :meth:`load_pretrained_2d`: keys are remapped where
     needed and the missing/unexpected ones are logged by name. The temporal
     modules keep their documented initialisation.
     """
+
+    #: the data preprocessor whose output this backbone reads (for errors)
+    das_preprocessor = 'a DAS data preprocessor'
 
     def __init__(self,
                  *args,
@@ -133,27 +138,32 @@ class VideoResNetMixin:
         ]
 
     def to_frames(self, x: Tensor) -> Tensor:
-        """``[N, T*C, H, W]`` or ``[N*T, C, H, W]`` -> ``[N*T, C, H, W]``."""
+        """``[N, T*C, H, W]`` videos -> ``[N*T, C, H, W]`` frames.
+
+        Only the stacked layout is accepted when T > 1: a frame batch
+        ``[N*T, C, H, W]`` cannot be told apart from N*T unrelated images
+        (what a plain data preprocessor outputs), which GSF/TSM would then
+        mix as if they were frames of one video.
+        """
         batch, channels = x.shape[:2]
         c, t = self.frame_channels, self.num_frames
-        name = type(self).__name__
         if channels == c * t:
             return unstack_frames(x, t)
+        name = type(self).__name__
         if channels == c:
-            if batch % t:
-                raise ValueError(
-                    f'{name}: got a batch of {batch} frames '
-                    f'{list(x.shape)}, which is not a multiple of '
-                    f'num_frames={t}. Feed [N, {t}*{c}, H, W] stacked videos '
-                    '(mmdas.video.stack_frames, a DAS data preprocessor or '
-                    'DASImageToVideo) or [N*num_frames, C, H, W] frame '
-                    'batches, or set num_frames to the frames per image.')
-            return x
+            raise ValueError(
+                f'{name} is built for num_frames={t} and reads T-frame videos '
+                f'stacked as [N, {t}*{c}, H, W], as {self.das_preprocessor} '
+                f'outputs; got {list(x.shape)}, i.e. {c}-channel images. '
+                "Set the model's data_preprocessor to "
+                f"dict(type='{self.das_preprocessor}', policy=...) (in a "
+                'config: model.data_preprocessor; the Runner ignores a '
+                'top-level data_preprocessor once the model has one) or make '
+                'the frames with DASImageToVideo in the pipeline.')
         raise ValueError(
             f'{name}: input has {channels} channels; expected '
-            f'num_frames*in_channels = {t}*{c} (stacked frames) or '
-            f'in_channels = {c} (frame batch). Check num_frames and '
-            'in_channels.')
+            f'num_frames*in_channels = {t}*{c} (stacked frames). Check '
+            'num_frames and in_channels.')
 
     def forward(self, x: Tensor):
         """Run the ResNet on all frames as one batch of ``N*T`` frames."""
