@@ -1,7 +1,8 @@
 # Search space and schedule for das_resnet18_cifar10.py; see _base_/das_search.py.
 _base_ = ['./das_resnet18_cifar10.py', './_base_/das_search.py']
 
-data_preprocessor = dict(policy=None, cell={{_base_.das_search_cell}})
+model = dict(
+    data_preprocessor=dict(policy=None, cell={{_base_.das_search_cell}}))
 # alpha is not regularised like the weights (DARTS)
 optim_wrapper = dict(
     paramwise_cfg=dict(custom_keys={'.cell.alphas': dict(decay_mult=0.0)}))

@@ -141,7 +141,7 @@ def test_policy_json_from_cfg_options(tmp_path):
         dict(transforms=[dict(op='rotate', magnitude=4.0)],
              num_frames=8)).dump(good)
     log = run_train(config, tmp_path / 'good', '--cfg-options',
-                    f'data_preprocessor.policy={good}')
+                    f'model.data_preprocessor.policy={good}')
     assert re.search(r'accuracy/top1: [0-9.]+', log)
 
     bad = tmp_path / 'bad.json'
@@ -149,7 +149,7 @@ def test_policy_json_from_cfg_options(tmp_path):
     out = run_tool([
         sys.executable, 'tools/train.py', config, '--work-dir',
         str(tmp_path / 'bad'), '--cfg-options',
-        f'data_preprocessor.policy={bad}'
+        f'model.data_preprocessor.policy={bad}'
     ], check=False)
     assert out.returncode != 0
     assert "unknown DAS op 'rotat'" in out.stdout, out.stdout[-2000:]
