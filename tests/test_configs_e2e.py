@@ -227,3 +227,27 @@ def test_das_config_trains_on_two_cpu_ranks(name, tmp_path, monkeypatch):
     assert abs(records[0]['end_param_sum'] - records[1]['end_param_sum']) \
         < 1e-6 * max(1.0, abs(records[0]['end_param_sum']))
     assert len(glob.glob(str(work_dir / '*.pth'))) == 1
+
+
+def test_shipped_pretrained_offline_failure_names_the_override(tmp_path):
+    """A shipped config keeps mmseg's ImageNet weights; where they cannot be
+    downloaded, tools/train.py says which override starts from scratch."""
+    from conftest import REPO
+    cfg = Config.fromfile(
+        osp.join(CONFIG_DIR, 'plain_deeplabv3plus_cityscapes.py'))
+    assert cfg.model.pretrained == 'open-mmlab://resnet50_v1c'
+    root = _cityscapes(cfg, str(tmp_path))
+    shrink_config(cfg, root)  # which turns it off, as tests must
+    cfg.model.pretrained = 'open-mmlab://resnet50_v1c'
+    cfg.custom_imports = dict(imports=['mmdas', 'no_network'],
+                              allow_failed_imports=False)
+    config = str(tmp_path / 'cfg.py')
+    cfg.dump(config)
+    out = run_tool([
+        sys.executable, 'tools/train.py', config, '--work-dir',
+        str(tmp_path / 'work')
+    ], check=False, extra_pythonpath=[osp.join(REPO, 'tests')])
+    assert out.returncode != 0
+    assert ("Could not download the pretrained weights "
+            "'open-mmlab://resnet50_v1c'") in out.stdout, out.stdout[-3000:]
+    assert '`--cfg-options model.pretrained=None`' in out.stdout

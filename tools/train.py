@@ -18,6 +18,8 @@ from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 from mmdas.utils import check_config_types, prepare_cfg_for_launch  # noqa
+from mmdas.utils.offline import (DOWNLOAD_ERRORS,  # noqa: E402
+                                 raise_download_failed)
 
 
 def parse_args():
@@ -91,7 +93,10 @@ def main():
         runner = Runner.from_cfg(cfg)
     else:
         runner = RUNNERS.build(cfg)
-    runner.train()
+    try:
+        runner.train()
+    except DOWNLOAD_ERRORS as err:  # the stock 2D backbones' pretrained
+        raise_download_failed(cfg.model.get('pretrained') or 'a URL', err)
 
 
 if __name__ == '__main__':

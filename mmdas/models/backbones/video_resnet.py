@@ -20,6 +20,7 @@ from mmengine.logging import print_log
 from mmengine.runner.checkpoint import CheckpointLoader
 from torch import Tensor
 
+from mmdas.utils.offline import DOWNLOAD_ERRORS, raise_download_failed
 from mmdas.video import unstack_frames
 
 from ..temporal import (GateShiftFuse, TemporalConv2d, TemporalShift,
@@ -219,8 +220,11 @@ class VideoResNetMixin:
             kept in ``self.pretrained_report``.
         """
         if isinstance(checkpoint, str):
-            ckpt = CheckpointLoader.load_checkpoint(
-                checkpoint, map_location=map_location)
+            try:
+                ckpt = CheckpointLoader.load_checkpoint(
+                    checkpoint, map_location=map_location)
+            except DOWNLOAD_ERRORS as err:
+                raise_download_failed(checkpoint, err)
         else:
             ckpt = checkpoint
         state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) \

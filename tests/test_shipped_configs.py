@@ -1,5 +1,6 @@
-"""The DAS data preprocessor is the one mmengine's Runner builds into the
-model, for every shipped config; a config where it is not fails early."""
+"""Shipped configs: the DAS data preprocessor is the one mmengine's Runner
+builds into the model (a config where it is not fails early), and the paper
+configs keep the base's pretrained weights with one offline override."""
 import glob
 import os.path as osp
 
@@ -80,3 +81,33 @@ def test_video_backbone_without_das_preprocessor_is_refused():
     cfg.data_preprocessor.type = 'ClsDataPreprocessor'
     cfg.model.backbone.num_frames = 1
     check_das_preprocessor(cfg)
+
+
+SEG_CONFIGS = sorted(
+    osp.splitext(osp.basename(p))[0]
+    for p in glob.glob(osp.join(CONFIG_DIR, '*deeplabv3plus_[cv]*.py')))
+
+
+def test_paper_seg_configs_keep_the_bases_imagenet_weights():
+    assert len(SEG_CONFIGS) == 6  # das, plain, search x cityscapes, voc
+    for name in SEG_CONFIGS:
+        cfg = Config.fromfile(osp.join(CONFIG_DIR, name + '.py'))
+        assert cfg.model.pretrained == 'open-mmlab://resnet50_v1c', name
+
+
+def test_offline_download_failure_names_the_override(monkeypatch):
+    from urllib.error import URLError
+
+    import mmengine.runner.checkpoint as checkpoint
+
+    from mmdas.models.backbones import GSFResNetV1c
+
+    def no_network(*args, **kwargs):
+        raise URLError('[Errno -2] Name or service not known')
+
+    monkeypatch.setattr(checkpoint, 'load_url', no_network)
+    net = GSFResNetV1c(depth=18, num_frames=2, init_cfg=dict(
+        type='Pretrained', checkpoint='open-mmlab://resnet50_v1c'))
+    with pytest.raises(RuntimeError, match=r"resnet50_v1c.*Without network.*"
+                       r"`--cfg-options model\.pretrained=None`"):
+        net.init_weights()
