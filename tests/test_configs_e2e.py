@@ -1,11 +1,13 @@
 """Every shipped config trains two iterations and validates, through
 ``tools/train.py``, on a fixture in its dataset's real folder layout."""
 import glob
+import math
 import os.path as osp
 import re
 import sys
 
 import pytest
+import torch
 from mmengine.config import Config
 
 from conftest import run_tool
@@ -115,11 +117,46 @@ def test_config_trains_and_validates(name, tmp_path):
     cfg.dump(config_path)
 
     log = run_train(config_path, tmp_path / 'work')
+    losses = re.findall(r'(?:Iter|Epoch)\(train\).*? loss: (\S+)', log)
+    assert len(losses) >= 2 and all(math.isfinite(float(v)) for v in losses)
     found = re.findall(rf'{re.escape(metric)}: ([0-9.]+)', log)
     assert found, f'no {metric} in the log:\n{log[-3000:]}'
-    assert 0.0 <= float(found[-1]) <= 100.0
+    value = float(found[-1])
+    assert 0.0 <= value <= 100.0
+    if metric.startswith('accuracy'):
+        # one prediction per image (not per frame): a multiple of 100/n
+        num_val = _count_val_images(log)
+        assert abs(value * num_val / 100 - round(value * num_val / 100)) \
+            < 1e-3, (value, num_val)
     ckpts = glob.glob(str(tmp_path / 'work' / '*.pth'))
     assert ckpts, 'no checkpoint written'
+    _assert_trained(torch.load(ckpts[0], map_location='cpu',
+                               weights_only=False)['state_dict'], name)
+
+
+def _count_val_images(log):
+    """Validation iterations (batch 1): ``Iter(val) [i/n]``."""
+    counts = re.findall(r'(?:Iter|Epoch)\(val\)(?: \[\d+\])? *\[\s*\d+/(\d+)\]',
+                        log)
+    assert counts, 'no validation iterations in the log'
+    return int(counts[-1])
+
+
+def _assert_trained(state, name):
+    """Parameters that start at exactly zero moved: the classifier bias and,
+    in DAS models, the zero-init GSF gates (so gradients crossed the DAS
+    frames, the fusion head and the temporal modules)."""
+    bias = [k for k in state if k in ('decode_head.conv_seg.bias',
+                                      'head.fc.bias')]
+    assert bias, sorted(state)[-5:]
+    assert state[bias[0]].abs().sum() > 0, f'{bias[0]} did not train'
+    gates = [v for k, v in state.items() if k.endswith(
+        'temporal.gate_conv.weight')]
+    if name.startswith('das_'):
+        assert gates and any(g.abs().sum() > 0 for g in gates), \
+            'the GSF gates did not train'
+    else:
+        assert not gates
 
 
 def _fashion_cfg(tmp_path):
