@@ -136,8 +136,8 @@ def test_config_trains_and_validates(name, tmp_path):
 
 def _count_val_images(log):
     """Validation iterations (batch 1): ``Iter(val) [i/n]``."""
-    counts = re.findall(r'(?:Iter|Epoch)\(val\)(?: \[\d+\])? *\[\s*\d+/(\d+)\]',
-                        log)
+    counts = re.findall(
+        r'(?:Iter|Epoch)\(val\)(?: \[\d+\])? *\[\s*\d+/(\d+)\]', log)
     assert counts, 'no validation iterations in the log'
     return int(counts[-1])
 
