@@ -26,6 +26,11 @@ class TemporalAvgClsHead(BaseModule):
     Supports heads built on mmpretrain's ``ClsHead`` (``LinearClsHead``,
     ``StackedLinearClsHead``, ``VisionTransformerClsHead``...).
 
+    The inner head's parameters keep the 2D names in state dicts
+    (``head.fc.weight``, as in the 2D classifier; see
+    :func:`~mmdas.models.wrapping.share_inner_head_names`), so a stock
+    classifier checkpoint loads with ``load_from``.
+
     Args:
         head (dict, optional): Config of the inner head.
         wrapped_type (str, optional): Type of the inner head; the remaining
