@@ -352,3 +352,24 @@ def test_trained_das_segmentor_beats_all_background():
         background.append(p)
     assert miou(background) < 40
     assert miou(preds) > miou(background) + 30  # 70 vs 26 here
+
+
+def test_heads_check_the_preprocessors_das_num_frames():
+    """Features of 2 frames per image where the DAS preprocessor made 4:
+    refused by both heads, not fused as if T were 2."""
+    from mmpretrain.structures import DataSample
+    head = _fcn_head()
+    logits = head.forward([torch.randn(4, 4, 8, 8)])  # 2 images x 2 frames
+    metas = [dict(das_num_frames=4, das_matrices=torch.eye(3).expand(4, 3,
+                                                                     3))] * 2
+    with pytest.raises(ValueError, match=r'made \[4\] frames.*hold 2'):
+        head.fuse(logits, metas)
+    init_default_scope('mmpretrain')
+    cls = TemporalAvgClsHead(wrapped_type='LinearClsHead', num_classes=4,
+                             in_channels=8)
+    samples = [DataSample(metainfo=dict(das_num_frames=4)) for _ in range(2)]
+    with pytest.raises(ValueError, match=r'made \[4\] frames.*hold 2'):
+        cls.predict((torch.randn(4, 8), ), samples)
+    for s in samples:
+        s.set_metainfo(dict(das_num_frames=2))
+    assert len(cls.predict((torch.randn(4, 8), ), samples)) == 2

@@ -1,16 +1,29 @@
 """Helpers shared by the heads that wrap a stock head and fuse frames."""
-from typing import Optional
+from typing import Optional, Sequence
 
 
 def frames_per_image(batch: int, num_images: int,
-                     num_frames: Optional[int], where: str) -> int:
-    """T from the feature batch, checked against a configured ``num_frames``.
+                     num_frames: Optional[int], where: str,
+                     samples: Optional[Sequence] = None) -> int:
+    """T from the feature batch, checked against a configured ``num_frames``
+    and against the ``das_num_frames`` that the DAS data preprocessor wrote
+    into the samples' metainfo (when there is one).
     """
     if num_images < 1 or batch % num_images:
         raise ValueError(
             f'{where}: {batch} per-frame outputs cannot be split evenly over '
             f'{num_images} images; the backbone must output N*T frames.')
     frames = batch // num_images
+    made = {
+        (s if isinstance(s, dict) else s.metainfo).get('das_num_frames')
+        for s in samples or ()
+    } - {None}
+    if made and made != {frames}:
+        raise ValueError(
+            f'{where}: the data preprocessor made {sorted(made)} frames per '
+            f'image (das_num_frames) but the features hold {frames} per image '
+            f'({batch} outputs for {num_images} images); set the same '
+            'num_frames in the backbone and the DAS preprocessor.')
     if num_frames is not None and frames != num_frames:
         raise ValueError(
             f'{where}: got {frames} frames per image ({batch} outputs for '

@@ -151,7 +151,7 @@ class TemporalFusionHead(BaseModule):
         num_images = len(batch_img_metas)
         nt = seg_logits.shape[0]
         frames = frames_per_image(nt, num_images, self.num_frames,
-                                  type(self).__name__)
+                                  type(self).__name__, batch_img_metas)
         per_image = seg_logits.view(num_images, frames,
                                     *seg_logits.shape[1:])
         if frames == 1:

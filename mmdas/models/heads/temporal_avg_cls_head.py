@@ -60,8 +60,12 @@ class TemporalAvgClsHead(BaseModule):
 
     def forward(self,
                 feats: Tuple[Tensor],
-                num_images: Optional[int] = None) -> Tensor:
-        """Per-frame scores of the inner head averaged to ``[N, K]``."""
+                num_images: Optional[int] = None,
+                data_samples: Optional[List] = None) -> Tensor:
+        """Per-frame scores of the inner head averaged to ``[N, K]``.
+
+        ``data_samples`` (optional) are checked for their ``das_num_frames``.
+        """
         scores = self.head(feats)
         if num_images is None:
             if self.num_frames is None:
@@ -70,12 +74,13 @@ class TemporalAvgClsHead(BaseModule):
                     'of images is unknown; set num_frames in the head.')
             num_images = scores.shape[0] // self.num_frames
         frames = frames_per_image(scores.shape[0], num_images,
-                                  self.num_frames, type(self).__name__)
+                                  self.num_frames, type(self).__name__,
+                                  data_samples)
         return scores.view(num_images, frames, *scores.shape[1:]).mean(1)
 
     def loss(self, feats: Tuple[Tensor], data_samples: List, **kwargs) -> dict:
         """Average over frames, then the inner head's loss."""
-        scores = self(feats, len(data_samples))
+        scores = self(feats, len(data_samples), data_samples)
         return self.head._get_loss(scores, data_samples, **kwargs)
 
     def predict(self,
@@ -83,5 +88,5 @@ class TemporalAvgClsHead(BaseModule):
                 data_samples: Optional[List] = None) -> List:
         """Average over frames, then the inner head's predictions."""
         num_images = None if data_samples is None else len(data_samples)
-        scores = self(feats, num_images)
+        scores = self(feats, num_images, data_samples)
         return self.head._get_predictions(scores, data_samples)
