@@ -144,16 +144,15 @@ class GateShiftFuse(nn.Module):
     backbone's ``norm_cfg`` and SyncBN works.
 
     Starting from a 2D network (our defaults): with ``rescale_fusion=True``
-    step 4 computes ``z_k = 2 (w_k y_k' + (1 - w_k) r_k)``. Both the factor 2
-    and the interleave are fixed per-channel maps in front of the block's
-    next BN, so they change nothing a network trained from scratch can
-    express (up to BN's eps); but with them a zero gate would not be the
-    identity: the interleave moves a quarter of the channels past the
-    pretrained BN and conv, and ``w = 1/2`` halves the gated channels (which
-    an eval-mode BN does not undo). Hence the defaults
-    ``channel_interleave=False`` and ``rescale_fusion=True`` (ours);
-    ``channel_interleave=True, rescale_fusion=False`` is the official module
-    exactly.
+    step 4 computes ``z_k = 2 (w_k y_k' + (1 - w_k) r_k)``, and with
+    ``channel_interleave=False`` step 5 is skipped. Both are fixed
+    per-channel maps in front of the block's next BN, so they change nothing
+    a network trained from scratch can express (up to BN's eps), and they
+    make a zero gate the identity. In the official module it is not: the
+    interleave moves a quarter of the gated channels past the pretrained BN
+    and conv, and ``w = 1/2`` halves the gated channels, which an eval-mode
+    BN does not undo. ``channel_interleave=True, rescale_fusion=False`` is
+    the official module exactly.
 
     Initialisation (``init``):
 
