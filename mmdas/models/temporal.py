@@ -145,10 +145,11 @@ class GateShiftFuse(nn.Module):
 
     Starting from a 2D network (our defaults): with ``rescale_fusion=True``
     step 4 computes ``z_k = 2 (w_k y_k' + (1 - w_k) r_k)``, and with
-    ``channel_interleave=False`` step 5 is skipped. Both are fixed
-    per-channel maps in front of the block's next BN, so they change nothing
-    a network trained from scratch can express (up to BN's eps), and they
-    make a zero gate the identity. In the official module it is not: the
+    ``channel_interleave=False`` step 5 is skipped. The factor 2 is a fixed
+    scale in front of the block's next BN, which absorbs it (up to BN's eps);
+    skipping the interleave only changes which GSF channel feeds which
+    residual channel, a fixed relabelling. Together they make a zero gate
+    the identity. In the official module it is not: the
     interleave moves a quarter of the gated channels past the pretrained BN
     and conv, and ``w = 1/2`` halves the gated channels, which an eval-mode
     BN does not undo. ``channel_interleave=True, rescale_fusion=False`` is
