@@ -92,11 +92,11 @@ class TemporalFusionHead(BaseModule):
                                           'TemporalFusionHead.num_frames')
         self.head = SEG_MODELS.build(
             inner_cfg(head, wrapped_type, kwargs, type(self).__name__))
+        share_inner_head_names(self)  # 2D checkpoints load as they are
         self.fusion = fusion
         self.num_frames = num_frames
         self.matrices_key = matrices_key
         self._warned_slide = False
-        share_inner_head_names(self)
 
     # What EncoderDecoder, the losses and the visualiser read.
     @property
