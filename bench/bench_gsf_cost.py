@@ -56,7 +56,7 @@ def backbone_costs(frames, size):
     for name, plain, video in pairs:
         x = torch.randn(frames, 3, size, size)
         f2d, _ = flops(plain, (x[:1], ))
-        fvid, unsupported = flops(video, (x, ))
+        fvid, unsupported = flops(video, (x.view(1, -1, size, size), ))
         rows.append(
             dict(name=name, params_2d=count_params(plain),
                  params_gsf=count_params(video), flops_2d=f2d,

@@ -162,7 +162,7 @@ def searched_policy_options(path: str) -> tuple:
             'instead; this study takes a single-edge policy.')
     frames = policy['num_frames']
     return [
-        f'data_preprocessor.policy={osp.abspath(path)}',
+        f'model.data_preprocessor.policy={osp.abspath(path)}',
         f'model.backbone.num_frames={frames}'
     ], frames
 
@@ -198,7 +198,7 @@ def build_jobs(args) -> list:
         elif not is_2d:
             model_opts = model_opts + [
                 f'model.backbone.num_frames={args.num_frames}',
-                f'data_preprocessor.policy.num_frames={args.num_frames}'
+                f'model.data_preprocessor.policy.num_frames={args.num_frames}'
             ]
         width = args.width
         model_opts = model_opts + [

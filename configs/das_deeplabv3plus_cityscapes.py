@@ -18,8 +18,9 @@ das_policy = dict(
 model = dict(
     # EncoderDecoder that tells the fusion head where slide crops lie
     type='DASEncoderDecoder',
-    # offline default; for ImageNet weights set 'open-mmlab://resnet50_v1c'
-    pretrained=None,
+    # mmseg's base keeps pretrained='open-mmlab://resnet50_v1c' (ImageNet,
+    # downloaded at the first run); offline or in tests:
+    #   --cfg-options model.pretrained=None
     data_preprocessor=dict(type='DASSegDataPreProcessor', policy=das_policy),
     backbone=dict(
         type='GSFResNetV1c', num_frames=num_frames, temporal_module='gsf'),

@@ -10,8 +10,19 @@ das_policy = dict(
     num_frames=num_frames,
     profile='symmetric')
 
-data_preprocessor = dict(type='DASClsDataPreprocessor', policy=das_policy)
+# The Runner uses model.data_preprocessor and ignores a top-level
+# data_preprocessor once the model has one, so the DAS preprocessor lives in
+# the model (override: --cfg-options model.data_preprocessor.policy=...).
+data_preprocessor = None
 model = dict(
+    data_preprocessor=dict(
+        type='DASClsDataPreprocessor',
+        policy=das_policy,
+        # the plain config's values
+        num_classes=10,
+        mean=[127.5, 127.5, 127.5],
+        std=[64.0, 64.0, 64.0],
+        to_rgb=True),
     backbone=dict(
         type='GSFResNet_CIFAR', num_frames=num_frames, temporal_module='gsf'),
     head=dict(type='TemporalAvgClsHead', wrapped_type='LinearClsHead'))

@@ -11,9 +11,19 @@ das_policy = dict(
     num_frames=num_frames,
     profile='symmetric')
 
-# merged into model.data_preprocessor by mmengine's Runner
-data_preprocessor = dict(type='DASClsDataPreprocessor', policy=das_policy)
+# The Runner uses model.data_preprocessor and ignores a top-level
+# data_preprocessor once the model has one, so the DAS preprocessor lives in
+# the model (override: --cfg-options model.data_preprocessor.policy=...).
+data_preprocessor = None
 model = dict(
+    data_preprocessor=dict(
+        type='DASClsDataPreprocessor',
+        policy=das_policy,
+        # mmpretrain's imagenet_bs32.py values
+        num_classes=1000,
+        mean=[123.675, 116.28, 103.53],
+        std=[58.395, 57.12, 57.375],
+        to_rgb=True),
     backbone=dict(
         type='GSFResNet', num_frames=num_frames, temporal_module='gsf'),
     head=dict(type='TemporalAvgClsHead', wrapped_type='LinearClsHead'))

@@ -2,4 +2,6 @@
 # _base_/das_search.py.
 _base_ = ['./das_resnet18_cifar10.py', './_base_/das_search.py']
 
-data_preprocessor = dict(policy=None, cell={{_base_.das_search_cell}})
+# mmpretrain's Runner uses model.data_preprocessor (see das_resnet*.py)
+model = dict(
+    data_preprocessor=dict(policy=None, cell={{_base_.das_search_cell}}))

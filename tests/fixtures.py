@@ -162,6 +162,9 @@ def shrink_config(cfg: Config, data_root, crop=(64, 64), scale=(128, 64),
         for dataset in _datasets(loader):
             dataset['data_root'] = data_root
             _shrink_pipeline(dataset['pipeline'], crop, scale)
+    if cfg.model.get('pretrained'):
+        # the documented offline override: no ImageNet download in tests
+        cfg.model.pretrained = None
     preprocessor = cfg.model.get('data_preprocessor') or cfg.get(
         'data_preprocessor')
     if preprocessor is not None and 'size' in preprocessor:

@@ -1,11 +1,13 @@
 """Every shipped config trains two iterations and validates, through
 ``tools/train.py``, on a fixture in its dataset's real folder layout."""
 import glob
+import math
 import os.path as osp
 import re
 import sys
 
 import pytest
+import torch
 from mmengine.config import Config
 
 from conftest import run_tool
@@ -118,16 +120,51 @@ def test_config_trains_and_validates(name, tmp_path):
     cfg.dump(config_path)
 
     log = run_train(config_path, tmp_path / 'work')
+    losses = re.findall(r'(?:Iter|Epoch)\(train\).*? loss: (\S+)', log)
+    assert len(losses) >= 2 and all(math.isfinite(float(v)) for v in losses)
     found = re.findall(rf'{re.escape(metric)}: ([0-9.]+)', log)
     assert found, f'no {metric} in the log:\n{log[-3000:]}'
-    assert 0.0 <= float(found[-1]) <= 100.0
+    value = float(found[-1])
+    assert 0.0 <= value <= 100.0
+    if metric.startswith('accuracy'):
+        # one prediction per image (not per frame): a multiple of 100/n
+        num_val = _count_val_images(log)
+        assert abs(value * num_val / 100 - round(value * num_val / 100)) \
+            < 1e-3, (value, num_val)
     ckpts = glob.glob(str(tmp_path / 'work' / '*.pth'))
     assert ckpts, 'no checkpoint written'
+    _assert_trained(torch.load(ckpts[0], map_location='cpu',
+                               weights_only=False)['state_dict'], name)
     if name.startswith('das_search_'):
         # the search ran (DASSearchHook) and wrote the policy to train with
         from mmdas.policy import DASPolicy
         assert re.search(r'arch_loss: [0-9.]+', log)
         DASPolicy.load(str(tmp_path / 'work' / 'policy.json'))
+
+
+def _count_val_images(log):
+    """Validation iterations (batch 1): ``Iter(val) [i/n]``."""
+    counts = re.findall(
+        r'(?:Iter|Epoch)\(val\)(?: \[\d+\])? *\[\s*\d+/(\d+)\]', log)
+    assert counts, 'no validation iterations in the log'
+    return int(counts[-1])
+
+
+def _assert_trained(state, name):
+    """Parameters that start at exactly zero moved: the classifier bias and,
+    in DAS models, the zero-init GSF gates (so gradients crossed the DAS
+    frames, the fusion head and the temporal modules)."""
+    bias = [k for k in state if k in ('decode_head.conv_seg.bias',
+                                      'head.fc.bias')]
+    assert bias, sorted(state)[-5:]
+    assert state[bias[0]].abs().sum() > 0, f'{bias[0]} did not train'
+    gates = [v for k, v in state.items() if k.endswith(
+        'temporal.gate_conv.weight')]
+    if name.startswith('das_'):
+        assert gates and any(g.abs().sum() > 0 for g in gates), \
+            'the GSF gates did not train'
+    else:
+        assert not gates
 
 
 def _fashion_cfg(tmp_path):
@@ -149,7 +186,7 @@ def test_policy_json_from_cfg_options(tmp_path):
         dict(transforms=[dict(op='rotate', magnitude=4.0)],
              num_frames=8)).dump(good)
     log = run_train(config, tmp_path / 'good', '--cfg-options',
-                    f'data_preprocessor.policy={good}')
+                    f'model.data_preprocessor.policy={good}')
     assert re.search(r'accuracy/top1: [0-9.]+', log)
 
     bad = tmp_path / 'bad.json'
@@ -157,7 +194,7 @@ def test_policy_json_from_cfg_options(tmp_path):
     out = run_tool([
         sys.executable, 'tools/train.py', config, '--work-dir',
         str(tmp_path / 'bad'), '--cfg-options',
-        f'data_preprocessor.policy={bad}'
+        f'model.data_preprocessor.policy={bad}'
     ], check=False)
     assert out.returncode != 0
     assert "unknown DAS op 'rotat'" in out.stdout, out.stdout[-2000:]
@@ -235,3 +272,27 @@ def test_das_config_trains_on_two_cpu_ranks(name, tmp_path, monkeypatch):
     assert abs(records[0]['end_param_sum'] - records[1]['end_param_sum']) \
         < 1e-6 * max(1.0, abs(records[0]['end_param_sum']))
     assert len(glob.glob(str(work_dir / '*.pth'))) == 1
+
+
+def test_shipped_pretrained_offline_failure_names_the_override(tmp_path):
+    """A shipped config keeps mmseg's ImageNet weights; where they cannot be
+    downloaded, tools/train.py says which override starts from scratch."""
+    from conftest import REPO
+    cfg = Config.fromfile(
+        osp.join(CONFIG_DIR, 'plain_deeplabv3plus_cityscapes.py'))
+    assert cfg.model.pretrained == 'open-mmlab://resnet50_v1c'
+    root = _cityscapes(cfg, str(tmp_path))
+    shrink_config(cfg, root)  # which turns it off, as tests must
+    cfg.model.pretrained = 'open-mmlab://resnet50_v1c'
+    cfg.custom_imports = dict(imports=['mmdas', 'no_network'],
+                              allow_failed_imports=False)
+    config = str(tmp_path / 'cfg.py')
+    cfg.dump(config)
+    out = run_tool([
+        sys.executable, 'tools/train.py', config, '--work-dir',
+        str(tmp_path / 'work')
+    ], check=False, extra_pythonpath=[osp.join(REPO, 'tests')])
+    assert out.returncode != 0
+    assert ("Could not download the pretrained weights "
+            "'open-mmlab://resnet50_v1c'") in out.stdout, out.stdout[-3000:]
+    assert '`--cfg-options model.pretrained=None`' in out.stdout

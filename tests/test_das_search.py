@@ -277,13 +277,13 @@ def test_classification_search_then_training_twin(tiny_cls_root, tmp_path):
         'das_search.selection.eval_batches=1'
     ]).stdout
     assert re.search(r'arch_loss: [0-9.]+', log)
-    assert f'--cfg-options data_preprocessor.policy={work}/policy.json' in log
+    assert f'--cfg-options model.data_preprocessor.policy={work}/policy.json' in log
     _search_outputs(
         work, ('identity', 'translate_x', 'translate_y', 'scale', 'rotate'))
     twin = run_tool(TRAIN + [
         CLS_TWIN, '--work-dir', str(tmp_path / 'twin'), '--cfg-options',
         *cls_options(tiny_cls_root),
-        f'data_preprocessor.policy={work}/policy.json'
+        f'model.data_preprocessor.policy={work}/policy.json'
     ]).stdout
     assert re.search(r'accuracy/top1: [0-9.]+', twin)
 

@@ -261,7 +261,19 @@ def test_deeplabv3plus_loss_predict_slide_and_iou():
     metric.dataset_meta = dict(classes=('a', 'b', 'c'))
     metric.process({}, [p.to_dict() for p in preds])
     result = metric.compute_metrics(metric.results)
-    assert 0 <= result['mIoU'] <= 100
+    # IoUMetric scores the fused prediction of each image against its label
+    inter, union = torch.zeros(NUM_CLASSES), torch.zeros(NUM_CLASSES)
+    for p in preds:
+        pred = p.pred_sem_seg.data[0]
+        assert torch.equal(pred, p.seg_logits.data.argmax(0))
+        label = p.gt_sem_seg.data[0]
+        keep = label != 255
+        for k in range(NUM_CLASSES):
+            a, b = (pred == k) & keep, (label == k) & keep
+            inter[k] += (a & b).sum()
+            union[k] += (a | b).sum()
+    expected = 100 * (inter / union).nanmean().item()
+    assert math.isclose(result['mIoU'], expected, abs_tol=0.01)
 
 
 class _FramesAsFeatures(torch.nn.Module):
@@ -496,3 +508,71 @@ def test_one_frame_no_temporal_module_is_stock_classifier():
     for x, y in zip(a, b):
         assert torch.equal(x.pred_score, y.pred_score)
     assert math.isclose(float(a[0].pred_score.sum()), 1.0, rel_tol=1e-5)
+
+
+def test_trained_das_segmentor_beats_all_background():
+    """A few steps on DAS videos of block images (label = bright blocks)
+    lift the fused prediction's mIoU well above predicting background."""
+    from mmseg.evaluation import IoUMetric
+    torch.manual_seed(0)
+    model = _segmentor(zero_init_residual=False)
+    model.init_weights()
+    n, t = 4, 2
+    mats = geometry.op_matrices('translate_x', 0.1, geometry.frame_offsets(t),
+                                32, 32)
+    blocks = (torch.rand(n, 1, 4, 4) > 0.5).float()
+    label = blocks.repeat_interleave(8, 2).repeat_interleave(8, 3)
+    images = (label * 2 - 1).expand(-1, 3, -1, -1)
+    video = geometry.warp(
+        images[:, None].expand(-1, t, -1, -1, -1).reshape(n * t, 3, 32, 32),
+        mats.repeat(n, 1, 1)).reshape(n, t * 3, 32, 32)
+
+    def samples():
+        out = _samples(n, mats)
+        for s, lab in zip(out, label.long()):
+            s.gt_sem_seg = PixelData(data=lab)
+        return out
+
+    def miou(preds):
+        metric = IoUMetric()
+        metric.dataset_meta = dict(classes=('a', 'b', 'c'))
+        metric.process({}, [p.to_dict() for p in preds])
+        return metric.compute_metrics(metric.results)['mIoU']
+
+    optim = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    for _ in range(30):
+        losses = model.loss(video, samples())
+        optim.zero_grad()
+        sum(v for k, v in losses.items() if 'loss' in k).backward()
+        optim.step()
+    model.eval()
+    with torch.no_grad():
+        preds = model.predict(video, samples())
+    background = []
+    for p in samples():
+        p.set_data(dict(pred_sem_seg=PixelData(
+            data=torch.zeros(1, 32, 32, dtype=torch.long))))
+        background.append(p)
+    assert miou(background) < 40
+    assert miou(preds) > miou(background) + 30  # 70 vs 26 here
+
+
+def test_heads_check_the_preprocessors_das_num_frames():
+    """Features of 2 frames per image where the DAS preprocessor made 4:
+    refused by both heads, not fused as if T were 2."""
+    from mmpretrain.structures import DataSample
+    head = _fcn_head()
+    logits = head.forward([torch.randn(4, 4, 8, 8)])  # 2 images x 2 frames
+    metas = [dict(das_num_frames=4, das_matrices=torch.eye(3).expand(4, 3,
+                                                                     3))] * 2
+    with pytest.raises(ValueError, match=r'made \[4\] frames.*hold 2'):
+        head.fuse(logits, metas)
+    init_default_scope('mmpretrain')
+    cls = TemporalAvgClsHead(wrapped_type='LinearClsHead', num_classes=4,
+                             in_channels=8)
+    samples = [DataSample(metainfo=dict(das_num_frames=4)) for _ in range(2)]
+    with pytest.raises(ValueError, match=r'made \[4\] frames.*hold 2'):
+        cls.predict((torch.randn(4, 8), ), samples)
+    for s in samples:
+        s.set_metainfo(dict(das_num_frames=2))
+    assert len(cls.predict((torch.randn(4, 8), ), samples)) == 2

@@ -43,16 +43,26 @@ def test_v1c_d8_shapes_and_with_cp(module):
     assert xg.grad.abs().sum() > 0
 
 
-def test_frame_batch_input_and_errors():
-    net = GSFResNetV1c(depth=18, num_frames=2)
+@pytest.mark.parametrize('cls, preprocessor', [
+    (GSFResNetV1c, 'DASSegDataPreProcessor'),
+    (GSFResNet, 'DASClsDataPreprocessor'),
+    (GSFResNet_CIFAR, 'DASClsDataPreprocessor'),
+])
+def test_plain_images_are_refused_not_read_as_frames(cls, preprocessor):
+    """4 plain images with num_frames=2 would pass an N % T check and be
+    mixed by GSF as 2 videos: refused, naming the preprocessor to use."""
+    net = cls(depth=18, num_frames=2)
     net.eval()
-    frames = torch.randn(4, 3, 32, 32)
-    stacked = frames.view(2, 6, 32, 32)
-    assert torch.equal(net(frames)[-1], net(stacked)[-1])
-    with pytest.raises(ValueError, match=r'3 frames.*num_frames=2'):
-        net(torch.randn(3, 3, 32, 32))
+    with pytest.raises(ValueError, match=rf'num_frames=2.*\[N, 2\*3, H, '
+                       rf"W\].*{preprocessor}.*model.data_preprocessor"):
+        net(torch.randn(4, 3, 32, 32))
     with pytest.raises(ValueError, match='channels'):
         net(torch.randn(2, 9, 32, 32))
+    # the stacked videos are read, frame t of image n at n*T + t
+    assert net(torch.randn(2, 6, 32, 32))[-1].shape[0] == 4
+    # one frame: a 2D ResNet on plain images
+    assert cls(depth=18, num_frames=1)(torch.randn(3, 3, 32, 32))[-1].shape[
+        0] == 3
 
 
 @pytest.mark.parametrize('kwargs, field', [

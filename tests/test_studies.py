@@ -242,7 +242,7 @@ def test_classification_jobs_and_arms(tmp_path):
                            '--arms', 'das_gsf_searched',
                            '--searched-policy', str(policy)])
     job = cls.build_jobs(args)[0]
-    assert f'data_preprocessor.policy={policy}' in job.options
+    assert f'model.data_preprocessor.policy={policy}' in job.options
     assert 'model.backbone.num_frames=6' in job.options
     assert job.meta['passes'] == 6
 

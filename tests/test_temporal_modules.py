@@ -79,22 +79,48 @@ def _official_gsf(x, gsf, t):
 def test_gsf_matches_official_algorithm_with_random_weights():
     torch.manual_seed(0)
     t = 4
-    gsf = GateShiftFuse(32, t, gsf_ratio=0.25, init='official')
+    gsf = GateShiftFuse(32, t, gsf_ratio=0.25, init='official',
+                        channel_interleave=True, rescale_fusion=False)
     with torch.no_grad():
         gsf.bn.weight.uniform_(0.5, 1.5)
         gsf.bn.bias.uniform_(-0.5, 0.5)
     x = torch.randn(2 * t, 32, 5, 6)
     out = gsf.train()(x)
+    official = _official_gsf(x, gsf, t)
     assert gsf.gsf_channels == 8
-    assert torch.allclose(out, _official_gsf(x, gsf, t), atol=1e-5)
+    assert torch.allclose(out, official, atol=1e-5)
     # the 24 channels beyond gsf_ratio pass unchanged
     assert torch.equal(out[:, 8:], x[:, 8:])
     assert not torch.allclose(out[:, :8], x[:, :8])
 
+    # the defaults (ours) are the official module up to a fixed per-channel
+    # map in front of the next BN: no interleave, fused channels times 2
+    ours = GateShiftFuse(32, t, gsf_ratio=0.25)
+    ours.load_state_dict(gsf.state_dict())
+    out = ours.train()(x)
+    perm = torch.arange(4).view(2, 2).t().reshape(4)  # per half
+    perm = torch.cat([perm, perm + 4])
+    assert torch.allclose(out[:, perm], 2 * official[:, :8], atol=1e-5)
+    assert torch.equal(out[:, 8:], x[:, 8:])
+
+
+def test_gsf_official_init_is_the_official_resnets():
+    torch.manual_seed(0)
+    # the official ResNet: kaiming_normal_(fan_out, relu) on every Conv2d,
+    # here each 2->1 fusion conv: std sqrt(2 / (1 * 3 * 3))
+    weights = torch.cat([
+        GateShiftFuse(32, 2, init='official').fuse_conv.weight.flatten()
+        for _ in range(50)
+    ])
+    assert abs(weights.std().item() - (2 / 9)**0.5) < 0.03
+    assert abs(weights.mean().item()) < 0.03
+    zero = GateShiftFuse(32, 2)
+    assert zero.fuse_conv.weight.abs().sum() == 0
+
 
 def test_gsf_shift_direction_with_hand_made_gate():
     t = 3
-    gsf = GateShiftFuse(8, t, gsf_ratio=1.0, channel_interleave=False)
+    gsf = GateShiftFuse(8, t, gsf_ratio=1.0, rescale_fusion=False)
     with torch.no_grad():
         gsf.gate_conv.bias.fill_(50.)  # tanh -> 1: everything is gated
         gsf.fuse_conv.bias.fill_(50.)  # sigmoid -> 1: take the shifted part
@@ -109,22 +135,32 @@ def test_gsf_shift_direction_with_hand_made_gate():
     assert torch.allclose(out[:, 0, 4:], torch.zeros(2, 4, 3, 3), atol=1e-5)
 
 
-def test_gsf_zero_gate_init_mixes_no_frames():
+@pytest.mark.parametrize('train', [True, False])
+def test_gsf_zero_gate_init_is_the_identity(train):
     t = 3
-    gsf = GateShiftFuse(16, t, gsf_ratio=0.5, channel_interleave=False).eval()
+    gsf = GateShiftFuse(16, t, gsf_ratio=0.5).train(train)
+    with torch.no_grad():  # non-trivial gate-branch BN statistics
+        gsf.bn.running_mean.uniform_(-1, 1)
+        gsf.bn.running_var.uniform_(0.5, 2)
     x = torch.randn(2 * t, 16, 4, 4)
     out = gsf(x)
-    # gate 0, fusion weight 1/2: gated channels halved, others unchanged
-    assert torch.allclose(out[:, :8], x[:, :8] / 2, atol=1e-6)
-    assert torch.equal(out[:, 8:], x[:, 8:])
+    # gate 0 (no frame mixing), fusion weight 1/2 rescaled: exactly x
+    assert torch.equal(out, x)
+    # the official fusion halves the gated channels, and its interleave
+    # permutes them
+    official = GateShiftFuse(16, t, gsf_ratio=0.5, channel_interleave=True,
+                             rescale_fusion=False).train(train)(x)
+    perm = torch.arange(8).view(2, 2, 2).transpose(1, 2).reshape(8)
+    assert torch.allclose(official[:, :8], x[:, perm] / 2, atol=1e-6)
+    # after a step on the gate, frames mix
+    with torch.no_grad():
+        torch.nn.init.normal_(gsf.gate_conv.weight, std=0.5)
     x2 = x.clone()
     x2[1] += 10  # change frame 1 of image 0 only
-    diff = (gsf(x2) - out).abs().flatten(1).amax(1)
-    assert diff[1] > 1 and diff[[0, 2, 3, 4, 5]].max() == 0
-    # with the official interleave the same values come out permuted
-    inter = GateShiftFuse(16, t, gsf_ratio=0.5).eval()(x)
-    perm = torch.arange(8).view(2, 2, 2).transpose(1, 2).reshape(8)
-    assert torch.allclose(inter[:, :8], x[:, perm] / 2, atol=1e-6)
+    diff = (gsf(x2) - gsf(x)).abs().flatten(1).amax(1)
+    assert diff[[0, 2]].min() > 0
+    if not train:  # (train-mode BN statistics mix the images)
+        assert diff[[3, 4, 5]].max() == 0
 
 
 def test_gsf_gradients_reach_input_and_both_convs():

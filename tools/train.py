@@ -20,6 +20,8 @@ from mmengine.runner import Runner  # noqa: E402
 from mmdas.utils import check_config_types, prepare_cfg_for_launch  # noqa
 from mmdas.utils import use_checkpoint_hooks  # noqa: E402
 from mmdas.utils import report_lost_ranks  # noqa: E402
+from mmdas.utils.offline import (DOWNLOAD_ERRORS,  # noqa: E402
+                                 raise_download_failed)
 
 
 def parse_args():
@@ -102,8 +104,11 @@ def main():
         runner = Runner.from_cfg(cfg)
     else:
         runner = RUNNERS.build(cfg)
-    with report_lost_ranks(cfg):  # a lost rank ends the run, named
-        runner.train()
+    try:
+        with report_lost_ranks(cfg):  # a lost rank ends the run, named
+            runner.train()
+    except DOWNLOAD_ERRORS as err:  # the stock 2D backbones' pretrained
+        raise_download_failed(cfg.model.get('pretrained') or 'a URL', err)
 
 
 if __name__ == '__main__':

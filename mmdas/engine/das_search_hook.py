@@ -636,8 +636,8 @@ class DASSearchHook(Hook):
                              osp.join(work_dir, ARGMAX_POLICY_FILE))
             with open(osp.join(work_dir, SELECTION_FILE), 'w') as f:
                 json.dump(record, f, indent=2)
-            # mmseg configs nest the preprocessor in the model, mmpretrain
-            # configs keep it at the top level
+            # the shipped configs (mmseg and mmpretrain) set the DAS
+            # preprocessor in the model; a config may set it at top level
             key = ('model.data_preprocessor' if 'data_preprocessor' in
                    runner.cfg.get('model', {}) else 'data_preprocessor')
             path = osp.join(work_dir, POLICY_FILE)

@@ -135,24 +135,39 @@ class GateShiftFuse(nn.Module):
     4. ``w_k = sigmoid(conv2d([avg(y_k'), avg(r_k)]))``: a 3x3 conv over the
        (channel, time) plane of the spatial averages gives one weight per
        channel and frame; ``z_k = w_k y_k' + (1 - w_k) r_k``.
-    5. Each half's channels are interleaved as in the official code (viewed as
-       ``(2, C'/4)`` and transposed), unless ``channel_interleave=False``.
+    5. With ``channel_interleave=True`` each half's channels are interleaved
+       as in the official code (viewed as ``(2, C'/4)`` and transposed).
 
     The other ``C - C'`` channels pass unchanged. The official BN3d over
     ``[N, C', T, H, W]`` equals a 2D BN over ``[N*T, C', H, W]`` (both
     normalise each channel over all other axes), so ``bn`` is built from the
     backbone's ``norm_cfg`` and SyncBN works.
 
+    Starting from a 2D network (our defaults): with ``rescale_fusion=True``
+    step 4 computes ``z_k = 2 (w_k y_k' + (1 - w_k) r_k)``, and with
+    ``channel_interleave=False`` step 5 is skipped. The factor 2 is a fixed
+    scale in front of the block's next BN, which absorbs it (up to BN's eps);
+    skipping the interleave only changes which GSF channel feeds which
+    residual channel, a fixed relabelling. Together they make a zero gate
+    the identity. In the official module it is not: the
+    interleave moves a quarter of the gated channels past the pretrained BN
+    and conv, and ``w = 1/2`` halves the gated channels, which an eval-mode
+    BN does not undo. ``channel_interleave=True, rescale_fusion=False`` is
+    the official module exactly.
+
     Initialisation (``init``):
 
-    * ``'zero_gate'`` (default): the gate conv and the fusion convs start at
-      zero. Then ``g = 0`` (no frame mixing at all: each frame is processed
-      as by the 2D network) and ``w = 1/2``, so the module outputs the gated
-      channels times 1/2 (interleaved) and the others unchanged. A
-      train-mode BN right after (``bn3``) absorbs the factor. Gradients reach
-      both convs from the first step.
-    * ``'official'``: PyTorch's default initialisation, as the official code;
-      frames mix from the first step.
+    * ``'zero_gate'`` (default, ours): the gate conv and the fusion convs
+      start at zero. Then ``g = 0`` and ``w = 1/2``: no frame mixing, and
+      with the default ``rescale_fusion`` and no interleave the module is
+      exactly the identity, so a video ResNet loaded from 2D weights computes
+      every frame as the 2D network does, in train and eval mode. Gradients
+      reach both convs from the first step.
+    * ``'official'``: the official GSF-ResNet's init: PyTorch's default for
+      the gate ``Conv3d``, Kaiming normal (``fan_out``, ReLU) for the weights
+      of the two 2->1 fusion convs (the official ResNet applies it to every
+      ``Conv2d``), PyTorch's default for their biases. Frames mix from the
+      first step.
 
     Args:
         channels (int): Channels C of the input.
@@ -161,7 +176,9 @@ class GateShiftFuse(nn.Module):
         norm_cfg (dict): Norm of the gate branch. Defaults to BN.
         init (str): ``'zero_gate'`` or ``'official'``.
         channel_interleave (bool): Apply the official channel interleave.
-            Defaults to True.
+            Defaults to False.
+        rescale_fusion (bool): Scale the fused channels by 2 so that a zero
+            gate is the identity. Defaults to True (False: official).
     """
 
     def __init__(self,
@@ -170,7 +187,8 @@ class GateShiftFuse(nn.Module):
                  gsf_ratio: float = 0.25,
                  norm_cfg: Optional[dict] = None,
                  init: str = 'zero_gate',
-                 channel_interleave: bool = True):
+                 channel_interleave: bool = False,
+                 rescale_fusion: bool = True):
         super().__init__()
         check_temporal_args('gsf', num_frames, gsf_ratio, gsf_init=init)
         gated = int(math.ceil(int(channels * gsf_ratio) / 4)) * 4
@@ -183,6 +201,7 @@ class GateShiftFuse(nn.Module):
         self.gsf_channels = gated
         self.init = init
         self.channel_interleave = channel_interleave
+        self.rescale_fusion = rescale_fusion
         norm_cfg = dict(type='BN') if norm_cfg is None else norm_cfg
         self.bn = build_norm_layer(norm_cfg, gated)[1]
         self.gate_conv = nn.Conv3d(gated, 2, 3, padding=1, groups=2)
@@ -197,6 +216,13 @@ class GateShiftFuse(nn.Module):
             if self.init == 'zero_gate':
                 nn.init.zeros_(m.weight)
                 nn.init.zeros_(m.bias)
+        if self.init == 'official':
+            # kaiming_normal_(mode='fan_out') of each official 2->1 conv;
+            # torch's fan_out of the grouped conv would count both outputs
+            weight = self.fuse_conv.weight
+            fan_out = weight.shape[0] // self.fuse_conv.groups * weight[
+                0, 0].numel()
+            nn.init.normal_(weight, 0., math.sqrt(2. / fan_out))
         if hasattr(self.bn, 'reset_parameters'):
             self.bn.reset_parameters()
 
@@ -243,7 +269,10 @@ class GateShiftFuse(nn.Module):
         stats = stats.permute(0, 2, 3, 4, 1).reshape(n, 4, cg // 2, t)
         weight = torch.sigmoid(self.fuse_conv(stats))  # N, 2, C'/2, T
         weight = weight.permute(0, 3, 1, 2)[..., None, None]
-        z = weight * y + (1 - weight) * r  # N, T, 2, C'/2, H, W
+        total = 1.
+        if self.rescale_fusion:  # on the small weights, not on y and r
+            weight, total = 2 * weight, 2.
+        z = weight * y + (total - weight) * r  # N, T, 2, C'/2, H, W
 
         if self.channel_interleave:
             z = z.view(n, t, 2, 2, cg // 4, h, w).transpose(3, 4)
@@ -253,7 +282,8 @@ class GateShiftFuse(nn.Module):
     def extra_repr(self) -> str:
         return (f'channels={self.channels}, gsf_channels={self.gsf_channels},'
                 f' num_frames={self.num_frames}, init={self.init!r}, '
-                f'channel_interleave={self.channel_interleave}')
+                f'channel_interleave={self.channel_interleave}, '
+                f'rescale_fusion={self.rescale_fusion}')
 
 
 class TemporalConv2d(nn.Conv2d):

@@ -1,6 +1,7 @@
 """Config preparation shared by ``tools/train.py`` and ``tools/test.py``."""
 import datetime
 import difflib
+import inspect
 import os
 
 import torch
@@ -154,6 +155,8 @@ def check_config_types(cfg: Config) -> None:
     ``KeyError`` naming the config field, the unknown name, the closest known
     names and, if the config lacks it, the ``custom_imports`` line mmdas
     components need.
+    Then :func:`check_das_preprocessor` checks that a video model gets
+    the DAS data preprocessor.
 
     Raises:
         KeyError: If a ``type`` does not resolve.
@@ -187,3 +190,65 @@ def check_config_types(cfg: Config) -> None:
                 f'{path}.type={type_name!r} is not registered in the '
                 f'{scope!r} {registry_name} registry (config default_scope='
                 f'{scope!r}).{hint}')
+    check_das_preprocessor(cfg)
+
+
+def _registered(type_name):
+    from mmdas.registry import MODELS
+    if not isinstance(type_name, str):
+        return type_name
+    return MODELS.get(type_name.split('.')[-1])
+
+
+def check_das_preprocessor(cfg: Config) -> None:
+    """Fail early when a video model would not be fed DAS videos.
+
+    mmengine's Runner builds the model with ``model.data_preprocessor`` and
+    uses the top-level ``data_preprocessor`` only when the model has none. So
+
+    * a top-level DAS setting (a DAS type, ``policy`` or ``cell``) beside a
+      ``model.data_preprocessor`` would be ignored: refused;
+    * a GSF/TSM backbone with ``num_frames > 1`` needs the DAS preprocessor
+      of its library as the one the Runner uses.
+
+    Raises:
+        ValueError: Naming the field and the fix.
+    """
+    from mmdas.models import DASClsDataPreprocessor, DASSegDataPreProcessor
+    from mmdas.models.backbones import VideoResNetMixin
+    das_types = (DASClsDataPreprocessor, DASSegDataPreProcessor)
+    model = cfg.get('model') or {}
+    top = cfg.get('data_preprocessor')
+    own = model.get('data_preprocessor')
+
+    def is_das(pre):
+        cls = _registered(pre.get('type'))
+        return (isinstance(cls, type) and issubclass(cls, das_types)) or any(
+            k in pre for k in ('policy', 'cell'))
+
+    if isinstance(top, dict) and own is not None and top != own and is_das(
+            top):
+        raise ValueError(
+            f'data_preprocessor (top level) = {dict(top)} is ignored: '
+            "mmengine's Runner uses model.data_preprocessor "
+            f"(type={own.get('type')!r}) when the model has one. Put the DAS "
+            'settings under model.data_preprocessor (e.g. --cfg-options '
+            'model.data_preprocessor.policy=...).')
+    backbone = model.get('backbone') or {}
+    cls = _registered(backbone.get('type'))
+    if not (isinstance(cls, type) and issubclass(cls, VideoResNetMixin)):
+        return
+    frames = backbone.get('num_frames', inspect.signature(
+        VideoResNetMixin.__init__).parameters['num_frames'].default)
+    used, field = (own, 'model.data_preprocessor') if own is not None else (
+        top, 'data_preprocessor')
+    used_cls = _registered((used or {}).get('type'))
+    if frames > 1 and not (isinstance(used_cls, type)
+                           and issubclass(used_cls, das_types)):
+        raise ValueError(
+            f'model.backbone.type={backbone["type"]!r} with num_frames='
+            f'{frames} reads DAS videos, but the data preprocessor the '
+            f'Runner uses ({field}) is '
+            f"{(used or {}).get('type', 'the model default')!r}. Set "
+            f"model.data_preprocessor=dict(type='{cls.das_preprocessor}', "
+            'policy=..., ...).')

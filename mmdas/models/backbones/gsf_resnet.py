@@ -27,6 +27,7 @@ class GSFResNetV1c(VideoResNetMixin, SegResNetV1c):
         ...     dilations=(1, 1, 2, 4), strides=(1, 2, 1, 1),
         ...     contract_dilation=True)
     """
+    das_preprocessor = 'DASSegDataPreProcessor'
 
 
 @MODELS.register_module()
@@ -37,6 +38,7 @@ class GSFResNet(VideoResNetMixin, ClsResNet):
     the video arguments; the others are those of
     ``mmpretrain.models.backbones.ResNet``.
     """
+    das_preprocessor = 'DASClsDataPreprocessor'
 
 
 @MODELS.register_module()
@@ -47,3 +49,4 @@ class GSFResNet_CIFAR(VideoResNetMixin, ClsResNetCIFAR):
     the video arguments; the others are those of
     ``mmpretrain.models.backbones.ResNet_CIFAR``.
     """
+    das_preprocessor = 'DASClsDataPreprocessor'

@@ -20,6 +20,7 @@ from mmengine.logging import print_log
 from mmengine.runner.checkpoint import CheckpointLoader
 from torch import Tensor
 
+from mmdas.utils.offline import DOWNLOAD_ERRORS, raise_download_failed
 from mmdas.video import unstack_frames
 
 from ..temporal import (GateShiftFuse, TemporalConv2d, TemporalShift,
@@ -60,20 +61,30 @@ class VideoResNetMixin:
             Defaults to 8.
         gsf_init (str): ``'zero_gate'`` (default; no frame mixing at start) or
             ``'official'``; see :class:`~mmdas.models.temporal.GateShiftFuse`.
-        gsf_interleave (bool): Keep the official channel interleave of GSF.
-            Defaults to True.
+        gsf_interleave (bool): Apply the official channel interleave of GSF.
+            Defaults to False.
+        gsf_rescale_fusion (bool): Scale GSF's fused channels by 2 (ours).
+            Defaults to True. With both defaults and ``gsf_init='zero_gate'``
+            the video ResNet computes every frame exactly as the 2D ResNet
+            whose weights it loaded, in train and eval mode; see
+            :class:`~mmdas.models.temporal.GateShiftFuse`.
         **kwargs: Arguments of the 2D ResNet (``depth``, ``dilations``,
             ``strides``, ``contract_dilation``, ``norm_cfg``, ``with_cp``,
             ``init_cfg``...).
 
-    Input: ``[N, T*C, H, W]`` frame-major stacked videos, or
-    ``[N*T, C, H, W]`` frame batches. Outputs stay ``[N*T, ...]``.
+    Input: ``[N, T*C, H, W]`` frame-major stacked videos (what the DAS data
+    preprocessors output); anything else is refused, so a model fed plain
+    images cannot run GSF across unrelated images. Outputs are
+    ``[N*T, ...]``.
 
     ``init_cfg=dict(type='Pretrained', checkpoint=..., prefix=...)`` loads a
     2D checkpoint through :meth:`load_pretrained_2d`: keys are remapped where
     needed and the missing/unexpected ones are logged by name. The temporal
     modules keep their documented initialisation.
     """
+
+    #: the data preprocessor whose output this backbone reads (for errors)
+    das_preprocessor = 'a DAS data preprocessor'
 
     def __init__(self,
                  *args,
@@ -82,7 +93,8 @@ class VideoResNetMixin:
                  gsf_ratio: float = 0.25,
                  shift_div: int = 8,
                  gsf_init: str = 'zero_gate',
-                 gsf_interleave: bool = True,
+                 gsf_interleave: bool = False,
+                 gsf_rescale_fusion: bool = True,
                  **kwargs):
         check_temporal_args(temporal_module, num_frames, gsf_ratio, shift_div,
                             gsf_init)
@@ -95,9 +107,10 @@ class VideoResNetMixin:
         self.frame_channels = kwargs.get('in_channels', 3)
         self.pretrained_report: Optional[dict] = None
         if temporal_module is not None:
-            self._insert_temporal_modules(gsf_interleave)
+            self._insert_temporal_modules(gsf_interleave, gsf_rescale_fusion)
 
-    def _insert_temporal_modules(self, gsf_interleave: bool) -> None:
+    def _insert_temporal_modules(self, gsf_interleave: bool,
+                                 gsf_rescale_fusion: bool) -> None:
         for layer_name in self.res_layers:
             for block in getattr(self, layer_name):
                 if self.temporal_module == 'tsm':
@@ -114,7 +127,8 @@ class VideoResNetMixin:
                     self.gsf_ratio,
                     norm_cfg=self.norm_cfg,
                     init=self.gsf_init,
-                    channel_interleave=gsf_interleave)
+                    channel_interleave=gsf_interleave,
+                    rescale_fusion=gsf_rescale_fusion)
                 setattr(block, last, TemporalConv2d(conv, gsf, 'after'))
 
     def temporal_modules(self) -> List[nn.Module]:
@@ -125,27 +139,32 @@ class VideoResNetMixin:
         ]
 
     def to_frames(self, x: Tensor) -> Tensor:
-        """``[N, T*C, H, W]`` or ``[N*T, C, H, W]`` -> ``[N*T, C, H, W]``."""
+        """``[N, T*C, H, W]`` videos -> ``[N*T, C, H, W]`` frames.
+
+        Only the stacked layout is accepted when T > 1: a frame batch
+        ``[N*T, C, H, W]`` cannot be told apart from N*T unrelated images
+        (what a plain data preprocessor outputs), which GSF/TSM would then
+        mix as if they were frames of one video.
+        """
         batch, channels = x.shape[:2]
         c, t = self.frame_channels, self.num_frames
-        name = type(self).__name__
         if channels == c * t:
             return unstack_frames(x, t)
+        name = type(self).__name__
         if channels == c:
-            if batch % t:
-                raise ValueError(
-                    f'{name}: got a batch of {batch} frames '
-                    f'{list(x.shape)}, which is not a multiple of '
-                    f'num_frames={t}. Feed [N, {t}*{c}, H, W] stacked videos '
-                    '(mmdas.video.stack_frames, a DAS data preprocessor or '
-                    'DASImageToVideo) or [N*num_frames, C, H, W] frame '
-                    'batches, or set num_frames to the frames per image.')
-            return x
+            raise ValueError(
+                f'{name} is built for num_frames={t} and reads T-frame videos '
+                f'stacked as [N, {t}*{c}, H, W], as {self.das_preprocessor} '
+                f'outputs; got {list(x.shape)}, i.e. {c}-channel images. '
+                "Set the model's data_preprocessor to "
+                f"dict(type='{self.das_preprocessor}', policy=...) (in a "
+                'config: model.data_preprocessor; the Runner ignores a '
+                'top-level data_preprocessor once the model has one) or make '
+                'the frames with DASImageToVideo in the pipeline.')
         raise ValueError(
             f'{name}: input has {channels} channels; expected '
-            f'num_frames*in_channels = {t}*{c} (stacked frames) or '
-            f'in_channels = {c} (frame batch). Check num_frames and '
-            'in_channels.')
+            f'num_frames*in_channels = {t}*{c} (stacked frames). Check '
+            'num_frames and in_channels.')
 
     def forward(self, x: Tensor):
         """Run the ResNet on all frames as one batch of ``N*T`` frames."""
@@ -201,8 +220,11 @@ class VideoResNetMixin:
             kept in ``self.pretrained_report``.
         """
         if isinstance(checkpoint, str):
-            ckpt = CheckpointLoader.load_checkpoint(
-                checkpoint, map_location=map_location)
+            try:
+                ckpt = CheckpointLoader.load_checkpoint(
+                    checkpoint, map_location=map_location)
+            except DOWNLOAD_ERRORS as err:
+                raise_download_failed(checkpoint, err)
         else:
             ckpt = checkpoint
         state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) \
@@ -252,15 +274,31 @@ class VideoResNetMixin:
         self._log_report(report, checkpoint)
         return report
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # A whole-model load (the Runner's load_from, load_checkpoint) of a
+        # 2D checkpoint: say which modules are new rather than leave it to a
+        # long "missing keys" list.
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        own = [k for k in self.state_dict() if '.temporal.' in k]
+        missing = [k for k in own if prefix + k not in state_dict]
+        if missing and any(k.startswith(prefix) for k in state_dict):
+            print_log(self._new_modules_message(missing), logger='current')
+
+    def _new_modules_message(self, missing_keys: List[str]) -> str:
+        modules = sorted({k.split('.temporal.')[0] + '.temporal'
+                          for k in missing_keys})
+        init = f'{self.gsf_init} ' if self.temporal_module == 'gsf' else ''
+        return (f'{type(self).__name__}: 2D checkpoint; new, keeping their '
+                f'{init}init: {len(modules)} {self.temporal_module} modules '
+                f'{modules}')
+
     def _log_report(self, report: dict, checkpoint) -> None:
         source = checkpoint if isinstance(checkpoint, str) else 'state dict'
-        temporal = [k for k in report['missing'] if '.temporal.' in k]
+        # the temporal modules are listed by _load_from_state_dict
         other = [k for k in report['missing'] if '.temporal.' not in k]
         name = type(self).__name__
         print_log(
-            f'{name}: loaded {len(report["loaded"])} tensors from {source}; '
-            f'{len(temporal)} temporal-module tensors keep their '
-            f'{self.gsf_init if self.temporal_module == "gsf" else ""} init.',
+            f'{name}: loaded {len(report["loaded"])} tensors from {source}.',
             logger='current')
         if report['renamed']:
             print_log(f'{name}: renamed checkpoint keys {report["renamed"]}',

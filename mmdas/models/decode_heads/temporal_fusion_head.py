@@ -21,7 +21,7 @@ from torch import Tensor
 from mmdas.geometry import box_mask, inverse_warp, maps_in_view
 from mmdas.policy import check_num_frames
 from mmdas.registry import MODELS
-from ..wrapping import frames_per_image, inner_cfg
+from ..wrapping import frames_per_image, inner_cfg, share_inner_head_names
 
 FUSIONS = ('inverse_warp', 'mean')
 
@@ -95,6 +95,7 @@ class TemporalFusionHead(BaseModule):
                                           'TemporalFusionHead.num_frames')
         self.head = SEG_MODELS.build(
             inner_cfg(head, wrapped_type, kwargs, type(self).__name__))
+        share_inner_head_names(self)  # 2D checkpoints load as they are
         self.fusion = fusion
         self.num_frames = num_frames
         self.matrices_key = matrices_key
@@ -152,7 +153,7 @@ class TemporalFusionHead(BaseModule):
         num_images = len(batch_img_metas)
         nt = seg_logits.shape[0]
         frames = frames_per_image(nt, num_images, self.num_frames,
-                                  type(self).__name__)
+                                  type(self).__name__, batch_img_metas)
         per_image = seg_logits.view(num_images, frames,
                                     *seg_logits.shape[1:])
         if frames == 1:

@@ -7,7 +7,7 @@ from torch import Tensor
 
 from mmdas.policy import check_num_frames
 from mmdas.registry import MODELS
-from ..wrapping import frames_per_image, inner_cfg
+from ..wrapping import frames_per_image, inner_cfg, share_inner_head_names
 
 
 @MODELS.register_module()
@@ -25,6 +25,11 @@ class TemporalAvgClsHead(BaseModule):
 
     Supports heads built on mmpretrain's ``ClsHead`` (``LinearClsHead``,
     ``StackedLinearClsHead``, ``VisionTransformerClsHead``...).
+
+    The inner head's parameters keep the 2D names in state dicts
+    (``head.fc.weight``, as in the 2D classifier; see
+    :func:`~mmdas.models.wrapping.share_inner_head_names`), so a stock
+    classifier checkpoint loads with ``load_from``.
 
     Args:
         head (dict, optional): Config of the inner head.
@@ -47,6 +52,7 @@ class TemporalAvgClsHead(BaseModule):
         self.head = CLS_MODELS.build(
             inner_cfg(head, wrapped_type, kwargs, type(self).__name__))
         self.num_frames = num_frames
+        share_inner_head_names(self)
 
     def pre_logits(self, feats: Tuple[Tensor]) -> Tensor:
         """Per-frame pre-logits of the inner head (``[N*T, ...]``)."""
@@ -54,8 +60,12 @@ class TemporalAvgClsHead(BaseModule):
 
     def forward(self,
                 feats: Tuple[Tensor],
-                num_images: Optional[int] = None) -> Tensor:
-        """Per-frame scores of the inner head averaged to ``[N, K]``."""
+                num_images: Optional[int] = None,
+                data_samples: Optional[List] = None) -> Tensor:
+        """Per-frame scores of the inner head averaged to ``[N, K]``.
+
+        ``data_samples`` (optional) are checked for their ``das_num_frames``.
+        """
         scores = self.head(feats)
         if num_images is None:
             if self.num_frames is None:
@@ -64,12 +74,13 @@ class TemporalAvgClsHead(BaseModule):
                     'of images is unknown; set num_frames in the head.')
             num_images = scores.shape[0] // self.num_frames
         frames = frames_per_image(scores.shape[0], num_images,
-                                  self.num_frames, type(self).__name__)
+                                  self.num_frames, type(self).__name__,
+                                  data_samples)
         return scores.view(num_images, frames, *scores.shape[1:]).mean(1)
 
     def loss(self, feats: Tuple[Tensor], data_samples: List, **kwargs) -> dict:
         """Average over frames, then the inner head's loss."""
-        scores = self(feats, len(data_samples))
+        scores = self(feats, len(data_samples), data_samples)
         return self.head._get_loss(scores, data_samples, **kwargs)
 
     def predict(self,
@@ -77,5 +88,5 @@ class TemporalAvgClsHead(BaseModule):
                 data_samples: Optional[List] = None) -> List:
         """Average over frames, then the inner head's predictions."""
         num_images = None if data_samples is None else len(data_samples)
-        scores = self(feats, num_images)
+        scores = self(feats, num_images, data_samples)
         return self.head._get_predictions(scores, data_samples)
