@@ -36,6 +36,7 @@ import platform
 import re
 import shlex
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -366,6 +367,35 @@ def run_jobs(jobs: Sequence[Job], study_dir: str, n_jobs: int = 1,
     env = job_env(device, threads)
     failed, running = set(), {}
     start = time.time()
+    # a study stopped by a time limit (SIGTERM) or Ctrl-C stops its runs too:
+    # an orphaned run would keep the device busy and write into a work dir
+    # that the next attempt wipes
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        _schedule(todo, running, failed, results, keys, jobs, study_dir,
+                  n_jobs, env, device, start)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        for job, proc, _ in running.values():
+            proc.kill()
+            proc.wait()
+            proc.log_file.close()
+            print(f'  stopped {job.key} (unfinished)', flush=True)
+    if failed:
+        print(f'{len(failed)} jobs failed or were skipped: '
+              f'{sorted(failed)}', flush=True)
+    return results
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt(f'signal {signum}')
+
+
+def _schedule(todo, running, failed, results, keys, jobs, study_dir, n_jobs,
+              env, device, start) -> None:
+    """Keep ``n_jobs`` of ``todo`` running until all ended (see
+    :func:`run_jobs`); ``running``, ``failed`` and ``results`` are updated in
+    place so that the caller can stop what still runs."""
     while todo or running:
         for job in list(todo):
             if len(running) >= n_jobs:
@@ -409,10 +439,6 @@ def run_jobs(jobs: Sequence[Job], study_dir: str, n_jobs: int = 1,
             print(f'  [{len(results)}/{len(jobs)}] {key} done in '
                   f'{result["wall_s"]:.0f} s{_headline(result)}; '
                   f'{time.time() - start:.0f} s since start', flush=True)
-    if failed:
-        print(f'{len(failed)} jobs failed or were skipped: '
-              f'{sorted(failed)}', flush=True)
-    return results
 
 
 def _headline(result: dict) -> str:
