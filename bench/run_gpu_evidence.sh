@@ -31,8 +31,10 @@ timeout 75 $PY tools/train.py configs/das_search_resnet18_fashionmnist.py \
     > "$LOG/search_fmnist.log" 2>&1
 STUDY=(bench/study_classification.py --device cuda --jobs 8 --epochs 5
        --width $W --train-subset 10000 --study-dir work_dirs/study_fmnist
-       --searched-policy work_dirs/search_fmnist/policy.json
        --md "$OUT/study_classification.md" --png "$OUT/study_classification.png")
+if [ -f work_dirs/search_fmnist/policy.json ]; then
+    STUDY+=(--searched-policy work_dirs/search_fmnist/policy.json)
+fi
 timeout 160 $PY "${STUDY[@]}" > "$LOG/study_equal_epochs.log" 2>&1
 timeout 110 $PY "${STUDY[@]}" --equal-compute > "$LOG/study_equal_compute.log" 2>&1
 $PY "${STUDY[@]}" --equal-compute --report-only > "$LOG/study_report.log" 2>&1
