@@ -1,0 +1,310 @@
+#!/usr/bin/env python
+"""Build and install full mmcv 2.1.0 (compiled ``mmcv.ops``) against the
+torch already installed in this environment.
+
+Why this exists: mmcv 2.1.0 is the last release mmseg 1.2.2 accepts, PyPI has
+only its sdist, and its ``setup.py`` hard-codes ``-std=c++17`` for the host
+compiler and nvcc. torch >= 2.14's headers require C++20, so a plain
+``pip install mmcv==2.1.0`` fails with ``#error C++20 or later compatible
+compiler is required to use ATen``. Compiler flags from the environment cannot
+fix it: ``extra_compile_args`` come last on the command line. This script
+
+1. fetches the sdist through pip (``pip download --no-binary :all:``) or takes
+   a copy given with ``--sdist``, and checks its sha256 against the pinned one;
+2. unpacks it and rewrites the language-standard literals in ``setup.py`` to
+   C++20 (host compiler and nvcc; nvcc accepts ``-std=c++20`` from CUDA 12);
+3. builds a wheel with the installed torch (no build isolation, ninja,
+   ``MAX_JOBS``), CUDA ops included when a CUDA build is chosen (see
+   ``--cuda``), and installs it. The wheel is cached under ``--work-dir`` per
+   torch version and op set, so rebuilding the venv does not recompile.
+
+Example::
+
+    MAX_JOBS=2 .venv/bin/python tools/build_mmcv_full.py
+    TORCH_CUDA_ARCH_LIST=9.0 .venv/bin/python tools/build_mmcv_full.py --cuda 1
+
+Measured: CPU ops, 77 objects, about 16 min with 2 jobs (see docs/compat.md).
+"""
+import argparse
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+MMCV_VERSION = '2.1.0'
+# sha256 of mmcv-2.1.0.tar.gz as published on PyPI (pip checks the index's
+# hash on download; we check it again here, and for copies given by --sdist).
+MMCV_SDIST_SHA256 = \
+    'd387bcab66b467479b6660310e23746cfc79c6e57acf04094680adb499a5cd3f'
+SDIST_NAME = f'mmcv-{MMCV_VERSION}.tar.gz'
+# '-std=c++14', '-std=c++17' (gcc/clang/nvcc) and '/std:c++14|17' (MSVC).
+STD_FLAG = re.compile(r"(['\"])(-std=|/std:)c\+\+1[47]\1")
+# Number of standard literals in mmcv 2.1.0's setup.py; a different count
+# means a different file and the patch is refused rather than guessed.
+EXPECTED_STD_FLAGS = 10
+MIN_NVCC_MAJOR = 12  # first nvcc that accepts -std=c++20
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(
+        description='Build full mmcv 2.1.0 (compiled ops) against the '
+        'installed torch, with the C++20 fix for torch >= 2.14.')
+    parser.add_argument(
+        '--work-dir',
+        default='build/mmcv-full',
+        help='where the sdist, the unpacked source, the log and the cached '
+        'wheels go (default: %(default)s)')
+    parser.add_argument(
+        '--sdist',
+        help='use this copy of mmcv-2.1.0.tar.gz instead of downloading it '
+        '(its sha256 is checked all the same)')
+    parser.add_argument(
+        '--cuda',
+        choices=['auto', '0', '1'],
+        default=os.environ.get('MMCV_CUDA', 'auto'),
+        help='build the CUDA ops: 1 always (needs nvcc >= 12 and a CUDA '
+        'torch), 0 never, auto (default, env MMCV_CUDA) when a CUDA toolkit '
+        'is found, torch is a CUDA build and either a GPU is visible or '
+        'TORCH_CUDA_ARCH_LIST names the target GPUs')
+    parser.add_argument(
+        '--rebuild',
+        action='store_true',
+        help='compile again even if a cached wheel exists')
+    parser.add_argument(
+        '--no-install',
+        action='store_true',
+        help='build (or find) the wheel, print its path, do not install it')
+    return parser.parse_args()
+
+
+def log(msg):
+    print(f'[build_mmcv_full] {msg}', flush=True)
+
+
+def sha256_of(path):
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_build_requirements():
+    """Fail early, naming the fix, on what the sdist's setup.py needs."""
+    missing = []
+    try:
+        import pkg_resources  # noqa: F401  (mmcv's setup.py imports it)
+    except ImportError:
+        missing.append('"setuptools<82" (mmcv\'s setup.py imports '
+                       'pkg_resources, removed in setuptools 82)')
+    for module, requirement in (('wheel', 'wheel'), ('ninja', 'ninja'),
+                                ('torch', 'torch')):
+        try:
+            __import__(module)
+        except ImportError:
+            missing.append(requirement)
+    if missing:
+        sys.exit('build_mmcv_full: install first: pip install ' +
+                 ' '.join(missing))
+
+
+def fetch_sdist(args, work_dir):
+    """Return the path of a hash-checked mmcv-2.1.0 sdist."""
+    if args.sdist:
+        sdist = Path(args.sdist)
+    else:
+        sdist = work_dir / SDIST_NAME
+        if not sdist.exists():
+            log(f'downloading the mmcv {MMCV_VERSION} sdist through pip')
+            subprocess.run([
+                sys.executable, '-m', 'pip', 'download', '--no-deps',
+                '--no-binary', ':all:', '--no-build-isolation', '-d',
+                str(work_dir), f'mmcv=={MMCV_VERSION}'
+            ],
+                           check=True)
+    if not sdist.is_file():
+        sys.exit(f'build_mmcv_full: sdist {sdist} not found')
+    digest = sha256_of(sdist)
+    if digest != MMCV_SDIST_SHA256:
+        sys.exit(f'build_mmcv_full: {sdist} has sha256 {digest}, expected '
+                 f'{MMCV_SDIST_SHA256} (mmcv {MMCV_VERSION} from PyPI). '
+                 'Delete it and run again to download a fresh copy.')
+    log(f'{sdist.name}: sha256 ok')
+    return sdist
+
+
+def patch_language_standard(setup_py):
+    """Rewrite every C++14/C++17 standard literal in setup.py to C++20."""
+    text = setup_py.read_text()
+    patched, count = STD_FLAG.subn(r'\1\2c++20\1', text)
+    if count != EXPECTED_STD_FLAGS:
+        sys.exit(f'build_mmcv_full: found {count} language-standard flags in '
+                 f'{setup_py}, expected {EXPECTED_STD_FLAGS}; this is not the '
+                 f'mmcv {MMCV_VERSION} setup.py this script knows.')
+    setup_py.write_text(patched)
+    log(f'setup.py: {count} -std flags set to c++20')
+
+
+def unpack(sdist, work_dir):
+    src_root = work_dir / 'src'
+    shutil.rmtree(src_root, ignore_errors=True)
+    src_root.mkdir(parents=True)
+    with tarfile.open(sdist) as tar:
+        tar.extractall(src_root, filter='data')
+    src = src_root / f'mmcv-{MMCV_VERSION}'
+    patch_language_standard(src / 'setup.py')
+    return src
+
+
+def nvcc_release(cuda_home):
+    """Return the (major, minor) release of nvcc under cuda_home."""
+    nvcc = Path(cuda_home) / 'bin' / 'nvcc'
+    out = subprocess.run([str(nvcc), '--version'],
+                         capture_output=True,
+                         text=True,
+                         check=True).stdout
+    match = re.search(r'release (\d+)\.(\d+)', out)
+    if match is None:
+        sys.exit(f'build_mmcv_full: cannot read the release of {nvcc}')
+    return int(match.group(1)), int(match.group(2))
+
+
+def choose_cuda(mode):
+    """Decide whether to build the CUDA ops; return (bool, reason)."""
+    import torch
+    from torch.utils.cpp_extension import CUDA_HOME
+    if mode == '0':
+        return False, 'MMCV_CUDA=0'
+    problems = []
+    if torch.version.cuda is None:
+        problems.append(f'torch {torch.__version__} is not a CUDA build')
+    if CUDA_HOME is None or not (Path(CUDA_HOME) / 'bin' / 'nvcc').exists():
+        problems.append('no CUDA toolkit found (set CUDA_HOME to the '
+                        'toolkit root, the folder holding bin/nvcc)')
+    elif not (Path(CUDA_HOME) / 'include' / 'cuda_runtime.h').exists():
+        problems.append(f'CUDA_HOME={CUDA_HOME} has no include/cuda_runtime.h '
+                        '(set CUDA_HOME to the toolkit root)')
+    if mode == 'auto':
+        if problems:
+            return False, '; '.join(problems)
+        if not (torch.cuda.is_available()
+                or os.environ.get('TORCH_CUDA_ARCH_LIST')):
+            return False, (f'CUDA toolkit at {CUDA_HOME} but no GPU visible '
+                           'and TORCH_CUDA_ARCH_LIST unset; set it (e.g. '
+                           'TORCH_CUDA_ARCH_LIST=9.0) or MMCV_CUDA=1 to build '
+                           'the CUDA ops for a GPU that is not here')
+    elif problems:
+        sys.exit('build_mmcv_full: MMCV_CUDA=1 but ' + '; '.join(problems))
+    release = nvcc_release(CUDA_HOME)
+    if release[0] < MIN_NVCC_MAJOR:
+        sys.exit(f'build_mmcv_full: nvcc {release[0]}.{release[1]} at '
+                 f'{CUDA_HOME} cannot compile C++20, which torch '
+                 f'{torch.__version__} headers need; use CUDA >= '
+                 f'{MIN_NVCC_MAJOR} or MMCV_CUDA=0 for CPU ops only')
+    return True, (f'nvcc {release[0]}.{release[1]} at {CUDA_HOME}, torch '
+                  f'CUDA {torch.version.cuda}')
+
+
+def build_wheel(src, wheel_dir, with_cuda, log_path):
+    """Compile the extension into a wheel; stream ninja progress, keep the
+    full output in log_path."""
+    env = dict(os.environ, MMCV_WITH_OPS='1')
+    env.setdefault('MAX_JOBS', str(len(os.sched_getaffinity(0))))
+    if with_cuda:
+        env['FORCE_CUDA'] = '1'
+    else:
+        # mmcv's setup.py builds CUDA ops whenever torch sees a GPU.
+        env.pop('FORCE_CUDA', None)
+        env['CUDA_VISIBLE_DEVICES'] = ''
+    cmd = [
+        sys.executable, '-m', 'pip', 'wheel', '-v', '--no-deps',
+        '--no-build-isolation', '-w',
+        str(wheel_dir),
+        str(src)
+    ]
+    log(f'compiling with MAX_JOBS={env["MAX_JOBS"]}, full log in {log_path}')
+    progress = re.compile(r'^\[(\d+)/(\d+)\] .*?(\S+\.(?:cpp|cu|mm))\b')
+    start = time.monotonic()
+    with open(log_path, 'w') as log_file, subprocess.Popen(
+            cmd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True) as proc:
+        for line in proc.stdout:
+            log_file.write(line)
+            match = progress.match(line)
+            if match:
+                minutes = (time.monotonic() - start) / 60
+                log(f'[{match.group(1)}/{match.group(2)}] {minutes:5.1f} min '
+                    f'{Path(match.group(3)).name}')
+    if proc.returncode != 0:
+        tail = Path(log_path).read_text().splitlines()[-40:]
+        print('\n'.join(tail), file=sys.stderr)
+        sys.exit(f'build_mmcv_full: the build failed (exit '
+                 f'{proc.returncode}); full log: {log_path}')
+    log(f'built in {(time.monotonic() - start) / 60:.1f} min')
+
+
+def main():
+    args = parse_args()
+    check_build_requirements()
+    import torch
+    work_dir = Path(args.work_dir).resolve()
+    work_dir.mkdir(parents=True, exist_ok=True)
+
+    with_cuda, reason = choose_cuda(args.cuda)
+    log(('CUDA and CPU ops: ' if with_cuda else 'CPU ops only: ') + reason)
+    # A wheel is only valid for the torch it was compiled against.
+    tag = f'torch{torch.__version__}-{"cuda" if with_cuda else "cpu"}ops'
+    if with_cuda:
+        tag += '-' + os.environ.get('TORCH_CUDA_ARCH_LIST', 'visible-gpus')
+    wheel_dir = work_dir / 'wheels' / re.sub(r'[^\w.+-]', '_', tag)
+    wheels = sorted(wheel_dir.glob(f'mmcv-{MMCV_VERSION}-*.whl'))
+    if wheels and not args.rebuild:
+        log(f'reusing {wheels[-1]} (--rebuild to compile again)')
+    else:
+        src = unpack(fetch_sdist(args, work_dir), work_dir)
+        shutil.rmtree(wheel_dir, ignore_errors=True)
+        wheel_dir.mkdir(parents=True)
+        build_wheel(src, wheel_dir, with_cuda, work_dir / 'build.log')
+        wheels = sorted(wheel_dir.glob(f'mmcv-{MMCV_VERSION}-*.whl'))
+    if args.no_install:
+        print(wheels[-1])
+        return
+    # mmcv-lite and mmcv both provide the `mmcv` package: keep only one.
+    subprocess.run(
+        [sys.executable, '-m', 'pip', 'uninstall', '-q', '-y', 'mmcv-lite'],
+        check=False)
+    subprocess.run([
+        sys.executable, '-m', 'pip', 'install', '-q', '--force-reinstall',
+        '--no-deps',
+        str(wheels[-1])
+    ],
+                   check=True)
+    # The dependencies (mmengine, addict, yapf, opencv, ...) from the index.
+    subprocess.run([
+        sys.executable, '-m', 'pip', 'install', '-q',
+        str(wheels[-1])
+    ],
+                   check=True)
+    check = subprocess.run([
+        sys.executable, '-c', 'import mmcv, mmcv.ops; '
+        'from mmcv.ops import nms; print(mmcv.__version__, mmcv.__file__)'
+    ],
+                           env=dict(os.environ, CUDA_VISIBLE_DEVICES=''),
+                           capture_output=True,
+                           text=True)
+    if check.returncode != 0:
+        sys.exit('build_mmcv_full: installed, but importing mmcv.ops failed:\n'
+                 + check.stderr[-2000:])
+    log(f'installed mmcv {check.stdout.strip()} with compiled ops')
+
+
+if __name__ == '__main__':
+    main()
