@@ -76,6 +76,11 @@ def parse_args():
         action='store_true',
         help='compile again even if a cached wheel exists')
     parser.add_argument(
+        '--only-sdist',
+        action='store_true',
+        help='fetch and check the sdist into --work-dir, print its path and '
+        'stop (to copy it to a machine without network)')
+    parser.add_argument(
         '--no-install',
         action='store_true',
         help='build (or find) the wheel, print its path, do not install it')
@@ -210,9 +215,19 @@ def choose_cuda(mode):
                   f'CUDA {torch.version.cuda}')
 
 
+def count_objects(src):
+    """``(compiled, total)`` object files of the ninja build under src."""
+    ninja_files = list((src / 'build').glob('temp*/build.ninja'))
+    if not ninja_files:
+        return 0, 0
+    objects = re.findall(r'^build (\S+\.o): (?:cuda_)?compile',
+                         ninja_files[0].read_text(), re.M)
+    return sum(Path(obj).exists() for obj in objects), len(objects)
+
+
 def build_wheel(src, wheel_dir, with_cuda, log_path):
-    """Compile the extension into a wheel; stream ninja progress, keep the
-    full output in log_path."""
+    """Compile the extension into a wheel; report progress every minute (torch
+    hides ninja's output), keep the full output in log_path."""
     env = dict(os.environ, MMCV_WITH_OPS='1')
     env.setdefault('MAX_JOBS', str(len(os.sched_getaffinity(0))))
     if with_cuda:
@@ -228,21 +243,18 @@ def build_wheel(src, wheel_dir, with_cuda, log_path):
         str(src)
     ]
     log(f'compiling with MAX_JOBS={env["MAX_JOBS"]}, full log in {log_path}')
-    progress = re.compile(r'^\[(\d+)/(\d+)\] .*?(\S+\.(?:cpp|cu|mm))\b')
     start = time.monotonic()
-    with open(log_path, 'w') as log_file, subprocess.Popen(
-            cmd,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True) as proc:
-        for line in proc.stdout:
-            log_file.write(line)
-            match = progress.match(line)
-            if match:
+    with open(log_path, 'w') as log_file:
+        proc = subprocess.Popen(
+            cmd, env=env, stdout=log_file, stderr=subprocess.STDOUT)
+        while True:
+            try:
+                proc.wait(timeout=60)
+                break
+            except subprocess.TimeoutExpired:
+                done, total = count_objects(src)
                 minutes = (time.monotonic() - start) / 60
-                log(f'[{match.group(1)}/{match.group(2)}] {minutes:5.1f} min '
-                    f'{Path(match.group(3)).name}')
+                log(f'{done}/{total} objects compiled, {minutes:.0f} min')
     if proc.returncode != 0:
         tail = Path(log_path).read_text().splitlines()[-40:]
         print('\n'.join(tail), file=sys.stderr)
@@ -257,6 +269,9 @@ def main():
     import torch
     work_dir = Path(args.work_dir).resolve()
     work_dir.mkdir(parents=True, exist_ok=True)
+    if args.only_sdist:
+        print(fetch_sdist(args, work_dir))
+        return
 
     with_cuda, reason = choose_cuda(args.cuda)
     log(('CUDA and CPU ops: ' if with_cuda else 'CPU ops only: ') + reason)
