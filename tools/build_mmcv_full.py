@@ -27,6 +27,7 @@ Measured: CPU ops, 77 objects, about 16 min with 2 jobs (see docs/compat.md).
 """
 import argparse
 import hashlib
+import importlib.util
 import os
 import re
 import shutil
@@ -91,6 +92,12 @@ def log(msg):
     print(f'[build_mmcv_full] {msg}', flush=True)
 
 
+def pip(*args, **kwargs):
+    """Run this interpreter's pip; raise if it fails (unless check=False)."""
+    kwargs.setdefault('check', True)
+    return subprocess.run([sys.executable, '-m', 'pip', *args], **kwargs)
+
+
 def sha256_of(path):
     digest = hashlib.sha256()
     with open(path, 'rb') as f:
@@ -102,17 +109,13 @@ def sha256_of(path):
 def check_build_requirements():
     """Fail early, naming the fix, on what the sdist's setup.py needs."""
     missing = []
-    try:
-        import pkg_resources  # noqa: F401  (mmcv's setup.py imports it)
-    except ImportError:
-        missing.append('"setuptools<82" (mmcv\'s setup.py imports '
-                       'pkg_resources, removed in setuptools 82)')
-    for module, requirement in (('wheel', 'wheel'), ('ninja', 'ninja'),
-                                ('torch', 'torch')):
-        try:
-            __import__(module)
-        except ImportError:
-            missing.append(requirement)
+    # mmcv's setup.py imports pkg_resources, which setuptools 82 removed
+    if importlib.util.find_spec('pkg_resources') is None:
+        missing.append('"setuptools<82"')
+    missing += [
+        name for name in ('wheel', 'ninja', 'torch')
+        if importlib.util.find_spec(name) is None
+    ]
     if missing:
         sys.exit('build_mmcv_full: install first: pip install ' +
                  ' '.join(missing))
@@ -126,12 +129,11 @@ def fetch_sdist(args, work_dir):
         sdist = work_dir / SDIST_NAME
         if not sdist.exists():
             log(f'downloading the mmcv {MMCV_VERSION} sdist through pip')
-            subprocess.run([
-                sys.executable, '-m', 'pip', 'download', '--no-deps',
-                '--no-binary', ':all:', '--no-build-isolation', '-d',
-                str(work_dir), f'mmcv=={MMCV_VERSION}'
-            ],
-                           check=True)
+            # no build isolation: pip runs setup.py for metadata, and it
+            # imports torch
+            pip('download', '--no-deps', '--no-binary', ':all:',
+                '--no-build-isolation', '-d', str(work_dir),
+                f'mmcv=={MMCV_VERSION}')
     if not sdist.is_file():
         sys.exit(f'build_mmcv_full: sdist {sdist} not found')
     digest = sha256_of(sdist)
@@ -169,50 +171,73 @@ def unpack(sdist, work_dir):
 def nvcc_release(cuda_home):
     """Return the (major, minor) release of nvcc under cuda_home."""
     nvcc = Path(cuda_home) / 'bin' / 'nvcc'
-    out = subprocess.run([str(nvcc), '--version'],
-                         capture_output=True,
-                         text=True,
-                         check=True).stdout
+    out = subprocess.run([str(nvcc), '--version'], capture_output=True,
+                         text=True, check=True).stdout
     match = re.search(r'release (\d+)\.(\d+)', out)
     if match is None:
         sys.exit(f'build_mmcv_full: cannot read the release of {nvcc}')
     return int(match.group(1)), int(match.group(2))
 
 
-def choose_cuda(mode):
-    """Decide whether to build the CUDA ops; return (bool, reason)."""
-    import torch
+def is_cuda_toolkit(root):
+    return root is not None and (Path(root) / 'bin' / 'nvcc').exists() and (
+        Path(root) / 'include' / 'cuda_runtime.h').exists()
+
+
+def find_cuda_home():
+    """The CUDA toolkit root: CUDA_HOME/CUDA_PATH if set, else torch's guess
+    from ``nvcc`` on PATH, else the root that nvcc reports (an ``nvcc`` on
+    PATH may be a wrapper script outside the toolkit). None if not found."""
     from torch.utils.cpp_extension import CUDA_HOME
+    if os.environ.get('CUDA_HOME') or os.environ.get('CUDA_PATH'):
+        return CUDA_HOME
+    if is_cuda_toolkit(CUDA_HOME):
+        return CUDA_HOME
+    nvcc = shutil.which('nvcc')
+    if nvcc is None:
+        return None
+    dry_run = subprocess.run(
+        [nvcc, '-dryrun', '-x', 'cu', '-c', os.devnull, '-o', os.devnull],
+        capture_output=True, text=True).stderr
+    here = re.search(r'^#\$ _HERE_=(.+)$', dry_run, re.M)
+    return str(Path(here.group(1)).parent) if here else CUDA_HOME
+
+
+def choose_cuda(mode):
+    """Decide whether to build the CUDA ops.
+
+    Returns:
+        tuple: (build CUDA ops, reason to print, CUDA toolkit root or None).
+    """
+    import torch
     if mode == '0':
-        return False, 'MMCV_CUDA=0'
+        return False, 'MMCV_CUDA=0', None
+    cuda_home = find_cuda_home()
     problems = []
     if torch.version.cuda is None:
         problems.append(f'torch {torch.__version__} is not a CUDA build')
-    if CUDA_HOME is None or not (Path(CUDA_HOME) / 'bin' / 'nvcc').exists():
-        problems.append('no CUDA toolkit found (set CUDA_HOME to the '
-                        'toolkit root, the folder holding bin/nvcc)')
-    elif not (Path(CUDA_HOME) / 'include' / 'cuda_runtime.h').exists():
-        problems.append(f'CUDA_HOME={CUDA_HOME} has no include/cuda_runtime.h '
-                        '(set CUDA_HOME to the toolkit root)')
-    if mode == 'auto':
-        if problems:
-            return False, '; '.join(problems)
-        if not (torch.cuda.is_available()
-                or os.environ.get('TORCH_CUDA_ARCH_LIST')):
-            return False, (f'CUDA toolkit at {CUDA_HOME} but no GPU visible '
-                           'and TORCH_CUDA_ARCH_LIST unset; set it (e.g. '
-                           'TORCH_CUDA_ARCH_LIST=9.0) or MMCV_CUDA=1 to build '
-                           'the CUDA ops for a GPU that is not here')
-    elif problems:
+    if not is_cuda_toolkit(cuda_home):
+        problems.append(f'no CUDA toolkit found (CUDA_HOME={cuda_home}); set '
+                        'CUDA_HOME to the toolkit root, the folder holding '
+                        'bin/nvcc and include/cuda_runtime.h')
+    if not (torch.cuda.is_available()
+            or os.environ.get('TORCH_CUDA_ARCH_LIST')):
+        # torch takes the target archs from the visible GPUs
+        problems.append('no GPU visible and TORCH_CUDA_ARCH_LIST unset; set '
+                        'it to the GPUs to build for (e.g. '
+                        'TORCH_CUDA_ARCH_LIST=9.0)')
+    if problems and mode == 'auto':
+        return False, '; '.join(problems), None
+    if problems:
         sys.exit('build_mmcv_full: MMCV_CUDA=1 but ' + '; '.join(problems))
-    release = nvcc_release(CUDA_HOME)
+    release = nvcc_release(cuda_home)
     if release[0] < MIN_NVCC_MAJOR:
         sys.exit(f'build_mmcv_full: nvcc {release[0]}.{release[1]} at '
-                 f'{CUDA_HOME} cannot compile C++20, which torch '
+                 f'{cuda_home} cannot compile C++20, which torch '
                  f'{torch.__version__} headers need; use CUDA >= '
                  f'{MIN_NVCC_MAJOR} or MMCV_CUDA=0 for CPU ops only')
-    return True, (f'nvcc {release[0]}.{release[1]} at {CUDA_HOME}, torch '
-                  f'CUDA {torch.version.cuda}')
+    return True, (f'nvcc {release[0]}.{release[1]} at {cuda_home}, torch '
+                  f'CUDA {torch.version.cuda}'), cuda_home
 
 
 def count_objects(src):
@@ -225,22 +250,21 @@ def count_objects(src):
     return sum(Path(obj).exists() for obj in objects), len(objects)
 
 
-def build_wheel(src, wheel_dir, with_cuda, log_path):
-    """Compile the extension into a wheel; report progress every minute (torch
-    hides ninja's output), keep the full output in log_path."""
+def build_wheel(src, wheel_dir, cuda_home, log_path):
+    """Compile the extension into a wheel, with the CUDA ops if cuda_home is
+    given; report progress every minute (torch hides ninja's output), keep
+    the full output in log_path."""
     env = dict(os.environ, MMCV_WITH_OPS='1')
     env.setdefault('MAX_JOBS', str(len(os.sched_getaffinity(0))))
-    if with_cuda:
-        env['FORCE_CUDA'] = '1'
+    if cuda_home:
+        env.update(FORCE_CUDA='1', CUDA_HOME=cuda_home)
     else:
         # mmcv's setup.py builds CUDA ops whenever torch sees a GPU.
         env.pop('FORCE_CUDA', None)
         env['CUDA_VISIBLE_DEVICES'] = ''
     cmd = [
         sys.executable, '-m', 'pip', 'wheel', '-v', '--no-deps',
-        '--no-build-isolation', '-w',
-        str(wheel_dir),
-        str(src)
+        '--no-build-isolation', '-w', str(wheel_dir), str(src)
     ]
     log(f'compiling with MAX_JOBS={env["MAX_JOBS"]}, full log in {log_path}')
     start = time.monotonic()
@@ -265,15 +289,15 @@ def build_wheel(src, wheel_dir, with_cuda, log_path):
 
 def main():
     args = parse_args()
-    check_build_requirements()
-    import torch
     work_dir = Path(args.work_dir).resolve()
     work_dir.mkdir(parents=True, exist_ok=True)
     if args.only_sdist:
         print(fetch_sdist(args, work_dir))
         return
+    check_build_requirements()
+    import torch
 
-    with_cuda, reason = choose_cuda(args.cuda)
+    with_cuda, reason, cuda_home = choose_cuda(args.cuda)
     log(('CUDA and CPU ops: ' if with_cuda else 'CPU ops only: ') + reason)
     # A wheel is only valid for the torch it was compiled against.
     tag = f'torch{torch.__version__}-{"cuda" if with_cuda else "cpu"}ops'
@@ -287,34 +311,24 @@ def main():
         src = unpack(fetch_sdist(args, work_dir), work_dir)
         shutil.rmtree(wheel_dir, ignore_errors=True)
         wheel_dir.mkdir(parents=True)
-        build_wheel(src, wheel_dir, with_cuda, work_dir / 'build.log')
+        build_wheel(src, wheel_dir, cuda_home, work_dir / 'build.log')
         wheels = sorted(wheel_dir.glob(f'mmcv-{MMCV_VERSION}-*.whl'))
     if args.no_install:
         print(wheels[-1])
         return
     # mmcv-lite and mmcv both provide the `mmcv` package: keep only one.
-    subprocess.run(
-        [sys.executable, '-m', 'pip', 'uninstall', '-q', '-y', 'mmcv-lite'],
-        check=False)
-    subprocess.run([
-        sys.executable, '-m', 'pip', 'install', '-q', '--force-reinstall',
-        '--no-deps',
-        str(wheels[-1])
-    ],
-                   check=True)
-    # The dependencies (mmengine, addict, yapf, opencv, ...) from the index.
-    subprocess.run([
-        sys.executable, '-m', 'pip', 'install', '-q',
-        str(wheels[-1])
-    ],
-                   check=True)
-    check = subprocess.run([
-        sys.executable, '-c', 'import mmcv, mmcv.ops; '
-        'from mmcv.ops import nms; print(mmcv.__version__, mmcv.__file__)'
-    ],
-                           env=dict(os.environ, CUDA_VISIBLE_DEVICES=''),
-                           capture_output=True,
-                           text=True)
+    pip('uninstall', '-q', '-y', 'mmcv-lite', check=False)
+    pip('install', '-q', '--force-reinstall', '--no-deps', str(wheels[-1]))
+    # its dependencies (mmengine, addict, yapf, opencv, ...) from the index
+    pip('install', '-q', str(wheels[-1]))
+    check = subprocess.run(
+        [
+            sys.executable, '-c', 'import mmcv, mmcv.ops; from mmcv.ops '
+            'import nms; print(mmcv.__version__, mmcv.__file__)'
+        ],
+        env=dict(os.environ, CUDA_VISIBLE_DEVICES=''),
+        capture_output=True,
+        text=True)
     if check.returncode != 0:
         sys.exit('build_mmcv_full: installed, but importing mmcv.ops failed:\n'
                  + check.stderr[-2000:])
