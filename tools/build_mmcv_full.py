@@ -162,7 +162,9 @@ def unpack(sdist, work_dir):
     shutil.rmtree(src_root, ignore_errors=True)
     src_root.mkdir(parents=True)
     with tarfile.open(sdist) as tar:
-        tar.extractall(src_root, filter='data')
+        # the 'data' filter refuses links and paths out of src_root
+        safe = {'filter': 'data'} if hasattr(tarfile, 'data_filter') else {}
+        tar.extractall(src_root, **safe)
     src = src_root / f'mmcv-{MMCV_VERSION}'
     patch_language_standard(src / 'setup.py')
     return src
