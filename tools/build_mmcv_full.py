@@ -23,7 +23,8 @@ Example::
     MAX_JOBS=2 .venv/bin/python tools/build_mmcv_full.py
     TORCH_CUDA_ARCH_LIST=9.0 .venv/bin/python tools/build_mmcv_full.py --cuda 1
 
-Measured: CPU ops, 77 objects, about 16 min with 2 jobs (see docs/compat.md).
+Measured (CPU ops, 77 objects, MAX_JOBS=2, 2 cores): about 16 min on free
+cores, 66 min on shared ones (docs/compat.md).
 """
 import argparse
 import hashlib
