@@ -3,7 +3,7 @@
 #   make test      set up .venv (first time only) and run the test suite
 #   make test-all  the suite including checks marked `slow`
 #   MMCV_FULL=1 make venv   full mmcv 2.1.0 with compiled ops, built here by tools/build_mmcv_full.py
-#                           (~16 min for the CPU ops on 2 cores; MAX_JOBS caps parallel compiles;
+#                           (CPU ops: ~16 min on 2 free cores, over an hour on busy ones; MAX_JOBS caps parallel compiles;
 #                           CUDA ops too when a CUDA toolkit and a GPU or TORCH_CUDA_ARCH_LIST are there).
 #                           A venv built full stays full for later `make` runs: `make clean-venv` to go back.
 PYTHON ?= python3
