@@ -2,11 +2,15 @@
 #   make demo      set up .venv (first time only) and run the main job
 #   make test      set up .venv (first time only) and run the test suite
 #   make test-all  the suite including checks marked `slow`
-#   MMCV_FULL=1 make venv   build full mmcv 2.1.0 (compiled ops, ~30 min on 2 cores)
+#   MMCV_FULL=1 make venv   full mmcv 2.1.0 with compiled ops, built here by tools/build_mmcv_full.py
+#                           (CPU ops: ~16 min on 2 free cores, over an hour on busy ones; MAX_JOBS caps parallel compiles;
+#                           CUDA ops too when a CUDA toolkit and a GPU or TORCH_CUDA_ARCH_LIST are there).
+#                           A venv built full stays full for later `make` runs: `make clean-venv` to go back.
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.mmdas-installed$(if $(MMCV_FULL),-full,)
+FULL   := $(or $(MMCV_FULL),$(wildcard $(VENV)/.mmdas-installed-full))
+STAMP  := $(VENV)/.mmdas-installed$(if $(FULL),-full,)
 export OMP_NUM_THREADS ?= 2
 
 .PHONY: venv demo test test-all data clean-venv
@@ -18,12 +22,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade "pip>=23" "setuptools<82" wheel
 	# torch first, so no later requirement pulls another build
 	$(PY) -m pip install -q "torch==2.14.1" "torchvision==0.29.1"
-ifeq ($(MMCV_FULL),)
+ifeq ($(FULL),)
 	$(PY) -m pip install -q "mmcv-lite==2.1.0"
 else
-	$(PY) -m pip uninstall -q -y mmcv-lite || true
 	$(PY) -m pip install -q ninja
-	MMCV_WITH_OPS=1 MAX_JOBS=$${MAX_JOBS:-2} $(PY) -m pip install --no-build-isolation "mmcv==2.1.0"
+	$(PY) tools/build_mmcv_full.py
 endif
 	$(PY) -m pip install -q -e ".[tests]"
 	touch $@

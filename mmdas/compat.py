@@ -44,8 +44,10 @@ PURE_TORCH_OPS: Dict[str, tuple] = {
                      'rel_roi_point_to_abs_img_point', 'SimpleRoIAlign'),
 }
 
-MMCV_FULL_HINT = ('install full mmcv (`pip install "mmcv>=2.0.0,<2.2.0"`, or '
-                  '`MMCV_FULL=1 make venv` in this repository) to use it')
+# A plain `pip install mmcv==2.1.0` fails on torch >= 2.14 (C++20 headers).
+MMCV_FULL_HINT = ('Install full mmcv to use it: `MMCV_FULL=1 make venv` in '
+                  'this repository, or `python tools/build_mmcv_full.py` in '
+                  'your environment (see docs/compat.md)')
 
 
 class MissingCompiledOp:
@@ -61,7 +63,7 @@ class MissingCompiledOp:
     def _fail(self, *args, **kwargs):
         raise RuntimeError(
             f'mmcv.ops.{self.__name__} needs the compiled mmcv extension '
-            f'(mmcv._ext), but mmcv-lite is installed: {MMCV_FULL_HINT}.')
+            f'(mmcv._ext), but mmcv-lite is installed. {MMCV_FULL_HINT}.')
 
     __call__ = _fail
 

@@ -79,6 +79,29 @@ def test_fallback_leaves_working_mmcv_ops_alone():
     assert 'untouched' in out.stdout
 
 
+@pytest.mark.skipif(LITE, reason='mmcv-lite installed: the fallback is used')
+def test_full_mmcv_stands_aside_and_its_ops_run():
+    """With full mmcv (``MMCV_FULL=1 make venv``) the real ``mmcv.ops`` is in
+    place after ``import mmdas`` and its compiled ops run."""
+    import mmcv
+    import mmcv.ops
+    assert not getattr(mmcv.ops, '__mmdas_fallback__', False)
+    assert mmcv.ops.__file__ == osp.join(
+        osp.dirname(mmcv.__file__), 'ops', '__init__.py')
+    assert 'mmcv._ext' in sys.modules
+    assert not compat.install_mmcv_ops_fallback()
+    assert sys.modules['mmcv.ops'] is mmcv.ops
+    assert not isinstance(mmcv.ops.CrissCrossAttention,
+                          compat.MissingCompiledOp)
+    # box 1 overlaps box 0 with IoU 0.81 and goes; box 2 is apart and stays
+    boxes = torch.tensor([[0., 0., 10., 10.], [1., 1., 10., 10.],
+                          [20., 20., 30., 30.]])
+    scores = torch.tensor([0.9, 0.8, 0.7])
+    dets, keep = mmcv.ops.nms(boxes, scores, iou_threshold=0.5)
+    assert keep.tolist() == [0, 2]
+    assert torch.equal(dets[:, 4], torch.tensor([0.9, 0.7]))
+
+
 def _mmengine_like_checkpoint(path):
     from mmengine.logging import HistoryBuffer
     torch.save(

@@ -2,12 +2,17 @@
 import glob
 import os.path as osp
 import re
+import sys
 
 import pytest
 from mmengine.config import Config
 
+from conftest import run_tool
 from fixtures import make_cityscapes, shrink_config
+from mmdas.compat import mmcv_has_compiled_ops
 from test_configs_e2e import run_train
+
+LITE = not mmcv_has_compiled_ops()
 
 DOC = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'docs',
                'mixing_das.md')
@@ -26,11 +31,17 @@ STOCK = {
             'FCNHead', 'FCNHead'),
     'pspnet': ('mmseg::pspnet/pspnet_r50-d8_4xb2-40k_cityscapes-512x1024.py',
                'PSPHead', 'FCNHead'),
+    # CCHead builds mmcv.ops.CrissCrossAttention: needs full mmcv
+    'ccnet': ('mmseg::ccnet/ccnet_r50-d8_4xb2-40k_cityscapes-512x1024.py',
+              'CCHead', 'FCNHead'),
 }
+NEEDS_FULL_MMCV = pytest.mark.skipif(
+    LITE, reason='needs full mmcv (MMCV_FULL=1 make venv)')
 
 
-@pytest.mark.parametrize('name', sorted(STOCK))
-def test_doc_lines_make_stock_config_das(name, tmp_path):
+def das_config_from_doc(name, tmp_path):
+    """Apply the doc's template to stock config ``name``, shrink it to a
+    tiny Cityscapes fixture; return (config, path of the shrunk dump)."""
     base, head, aux = STOCK[name]
     template = doc_template()
     text = template.replace(
@@ -47,6 +58,32 @@ def test_doc_lines_make_stock_config_das(name, tmp_path):
     shrink_config(cfg, root)
     shrunk = str(tmp_path / f'das_{name}_tiny.py')
     cfg.dump(shrunk)
+    return cfg, shrunk
+
+
+@pytest.mark.parametrize('name', [
+    'fcn', 'pspnet',
+    pytest.param('ccnet', marks=[pytest.mark.slow, NEEDS_FULL_MMCV])
+])
+def test_doc_lines_make_stock_config_das(name, tmp_path):
+    _, shrunk = das_config_from_doc(name, tmp_path)
     log = run_train(shrunk, tmp_path / 'work')
     assert re.search(r'mIoU: [0-9.]+', log), log[-2000:]
     assert glob.glob(str(tmp_path / 'work' / 'iter_2.pth'))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not LITE, reason='full mmcv installed: the op exists')
+def test_compiled_op_config_needs_full_mmcv_under_lite(tmp_path):
+    """Under mmcv-lite a config whose head needs a compiled op stops when the
+    model is built, naming the op and the fix, before any training."""
+    _, shrunk = das_config_from_doc('ccnet', tmp_path)
+    proc = run_tool([
+        sys.executable, 'tools/train.py', shrunk, '--work-dir',
+        str(tmp_path / 'work')
+    ], check=False)
+    assert proc.returncode != 0
+    assert re.search(
+        r'CrissCrossAttention needs the compiled mmcv extension.*'
+        r'Install full mmcv', proc.stdout), proc.stdout[-3000:]
+    assert 'Iter(train)' not in proc.stdout
