@@ -15,12 +15,13 @@ from types import SimpleNamespace
 import pytest
 import torch
 from mmengine.config import Config
+from mmengine.logging import MessageHub
 
 from conftest import SEG_CONFIG, run_tool, train_iters
 from fixtures import shrink_config
 from mmdas.checkpoint_loading import (UntrustedCheckpointError,
                                       load_checkpoint_file)
-from mmdas.engine import SafeCheckpointHook
+from mmdas.engine import SafeCheckpointHook, safe_checkpoint_hook
 from mmdas.engine.safe_checkpoint_hook import PARTIAL_SUFFIX, \
     write_text_atomic
 
@@ -276,3 +277,139 @@ def test_tools_make_the_checkpoint_hook_crash_safe(hook, expected):
     assert cfg.custom_hooks == [
         dict(type='CheckpointCoverageHook', strict=True, allow_missing=['a.*'])
     ]
+
+
+# --- the best checkpoint (save_best), with a tiny fake runner (fast) ------
+
+
+class Interrupted(Exception):
+    """Stands in for a kill at the injected moment."""
+
+
+class FakeRunner:
+    """What CheckpointHook's best-checkpoint logic uses of a Runner; its
+    checkpoints hold the validation score and the best checkpoint that the
+    message hub names (what a resume restores)."""
+
+    def __init__(self, work_dir):
+        self.work_dir = str(work_dir)
+        self.logger = ListLogger()
+        self.message_hub = MessageHub(f'best-{osp.basename(work_dir)}')
+        self.epoch, self.iter, self.score = 0, 0, None
+
+    def save_checkpoint(self, out_dir, filename, *args, meta=None, **kwargs):
+        torch.save(
+            dict(
+                meta=meta,
+                state_dict=dict(score=torch.tensor(self.score)),
+                best_ckpt=self.message_hub.runtime_info.get('best_ckpt')),
+            osp.join(out_dir, filename))
+
+
+def _validate(hook, runner, step, score, key='mIoU'):
+    """Train to ``step``, save its checkpoint, then score ``score``."""
+    runner.iter, runner.score = step, score
+    hook._save_checkpoint_with_step(runner, step, dict(epoch=0, iter=step))
+    hook._save_best_checkpoint(runner, {key: score, 'aAcc': 1 - score})
+
+
+def _best_hook(runner, save_best='mIoU'):
+    hook = SafeCheckpointHook(
+        interval=1, by_epoch=False, max_keep_ckpts=1, save_best=save_best,
+        rule='greater')
+    hook.before_train(runner)
+    return hook
+
+
+def _best_files(work_dir):
+    return sorted(f for f in os.listdir(work_dir) if f.startswith('best_'))
+
+
+def _score(path):
+    return float(_weights(path)['score'])
+
+
+def _recorded_best(work_dir):
+    """The best checkpoint named by the checkpoint a resume would load."""
+    resume_from = (work_dir / 'last_checkpoint').read_text()
+    return load_checkpoint_file(resume_from, map_location='cpu')['best_ckpt']
+
+
+@pytest.mark.parametrize('save_best', ['mIoU', ['mIoU', 'aAcc']])
+def test_normal_run_keeps_exactly_one_best_checkpoint(tmp_path, save_best):
+    """Scores 0.5, 0.3, 0.7: one best file per indicator, named after the
+    iteration of its best score and holding it; no partial file left."""
+    runner = FakeRunner(tmp_path)
+    hook = _best_hook(runner, save_best)
+    for step, score in ((2, 0.5), (4, 0.3), (6, 0.7)):
+        _validate(hook, runner, step, score)
+    if save_best == 'mIoU':
+        assert _best_files(tmp_path) == ['best_mIoU_iter_6.pth']
+        assert hook.best_ckpt_path == str(tmp_path / 'best_mIoU_iter_6.pth')
+        assert runner.message_hub.get_info('best_score') == 0.7
+    else:  # aAcc = 1 - mIoU was best at iteration 4
+        assert _best_files(tmp_path) == [
+            'best_aAcc_iter_4.pth', 'best_mIoU_iter_6.pth'
+        ]
+        assert _score(tmp_path / 'best_aAcc_iter_4.pth') == pytest.approx(0.3)
+    assert _score(tmp_path / 'best_mIoU_iter_6.pth') == pytest.approx(0.7)
+    assert not [f for f in os.listdir(tmp_path) if f.endswith(PARTIAL_SUFFIX)]
+    if save_best == 'mIoU':  # the checkpoint a resume loads names it
+        assert _recorded_best(tmp_path) == str(
+            tmp_path / 'best_mIoU_iter_6.pth')
+
+
+def test_interrupt_after_new_best_keeps_both_loadable(tmp_path, monkeypatch):
+    """Interrupted once the new best is in place, before the old one is
+    deleted: both load, and the hook still knows the old one, whose file the
+    last numbered checkpoint (the one a resume loads) names."""
+    runner = FakeRunner(tmp_path)
+    hook = _best_hook(runner)
+    _validate(hook, runner, 2, 0.5)
+    commit = safe_checkpoint_hook.commit_file
+
+    def commit_then_die(partial, final):
+        commit(partial, final)
+        if osp.basename(final).startswith('best_'):
+            raise Interrupted(final)
+
+    monkeypatch.setattr(safe_checkpoint_hook, 'commit_file', commit_then_die)
+    with pytest.raises(Interrupted, match='best_mIoU_iter_4.pth'):
+        _validate(hook, runner, 4, 0.7)
+    assert _best_files(tmp_path) == [
+        'best_mIoU_iter_2.pth', 'best_mIoU_iter_4.pth'
+    ]
+    assert _score(tmp_path / 'best_mIoU_iter_2.pth') == pytest.approx(0.5)
+    assert _score(tmp_path / 'best_mIoU_iter_4.pth') == pytest.approx(0.7)
+    # the checkpoint a resume loads was saved before the new best: it names
+    # the old best, which is still there
+    assert _recorded_best(tmp_path) == str(tmp_path / 'best_mIoU_iter_2.pth')
+
+
+def test_interrupt_while_writing_new_best_keeps_the_old(tmp_path):
+    """Interrupted half-way through writing the new best: the old best is
+    intact and no truncated best file exists (only the partial file, which
+    the next run's before_train removes)."""
+    runner = FakeRunner(tmp_path)
+    hook = _best_hook(runner)
+    _validate(hook, runner, 2, 0.5)
+    save = runner.save_checkpoint
+
+    def half_then_die(out_dir, filename, *args, **kwargs):
+        save(out_dir, filename, *args, **kwargs)
+        if filename.startswith('best_'):
+            path = osp.join(out_dir, filename)
+            with open(path, 'r+b') as f:
+                f.truncate(osp.getsize(path) // 2)
+            raise Interrupted(filename)
+
+    runner.save_checkpoint = half_then_die
+    with pytest.raises(Interrupted):
+        _validate(hook, runner, 4, 0.7)
+    assert _best_files(tmp_path) == [
+        'best_mIoU_iter_2.pth', f'best_mIoU_iter_4.pth{PARTIAL_SUFFIX}'
+    ]
+    assert _score(tmp_path / 'best_mIoU_iter_2.pth') == pytest.approx(0.5)
+    assert _recorded_best(tmp_path) == str(tmp_path / 'best_mIoU_iter_2.pth')
+    _best_hook(FakeRunner(tmp_path))
+    assert _best_files(tmp_path) == ['best_mIoU_iter_2.pth']

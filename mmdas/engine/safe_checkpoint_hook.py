@@ -10,6 +10,7 @@ empty pointer, and ``--resume`` fails.
 import os
 import os.path as osp
 import re
+from contextlib import contextmanager
 from typing import List, Optional, Tuple
 
 from mmengine.dist import is_main_process
@@ -100,6 +101,9 @@ class SafeCheckpointHook(CheckpointHook):
       renamed into place; ``last_checkpoint`` likewise;
     * the checkpoint that ``max_keep_ckpts`` retires is deleted only after
       the new checkpoint and ``last_checkpoint`` are in place;
+    * the best checkpoint (``save_best``) is written the same way, and the
+      previous best is deleted only after the new best, and the checkpoint
+      that records it, are in place;
     * ``--resume`` (auto-resume: ``resume=True``, no ``load_from``) resumes
       from ``last_checkpoint`` if that checkpoint loads, and otherwise from
       the newest checkpoint that loads, logging every file it skipped and
@@ -232,9 +236,65 @@ class SafeCheckpointHook(CheckpointHook):
         commit_file(self.last_ckpt + PARTIAL_SUFFIX, self.last_ckpt)
         write_text_atomic(osp.join(runner.work_dir, POINTER), self.last_ckpt)
         if retired is not None and retired != step:
-            path = self.file_backend.join_path(
-                self.out_dir, self.filename_tmpl.format(retired))
-            if self.file_backend.isfile(path):
-                self.file_backend.remove(path)
-            elif self.file_backend.isdir(path):
-                self.file_backend.rmtree(path)
+            self._remove(
+                self.file_backend.join_path(
+                    self.out_dir, self.filename_tmpl.format(retired)))
+
+    def _remove(self, path: str) -> None:
+        """Delete a checkpoint file, or a directory (deepspeed's)."""
+        if self.file_backend.isfile(path):
+            self.file_backend.remove(path)
+        elif self.file_backend.isdir(path):
+            self.file_backend.rmtree(path)
+
+    @contextmanager
+    def _atomic_saves(self, runner):
+        """Make ``runner.save_checkpoint`` write ``<name>.partial`` and rename
+        it into place, for the duration of the block."""
+        save = runner.save_checkpoint
+        shadowed = vars(runner).get('save_checkpoint')  # set on the object
+
+        def save_atomic(out_dir, filename, *args, **kwargs):
+            if filename.endswith(PARTIAL_SUFFIX):  # already partial: ours
+                return save(out_dir, filename, *args, **kwargs)
+            save(out_dir, filename + PARTIAL_SUFFIX, *args, **kwargs)
+            if is_main_process():
+                path = self.file_backend.join_path(out_dir, filename)
+                commit_file(path + PARTIAL_SUFFIX, path)
+
+        runner.save_checkpoint = save_atomic
+        try:
+            yield
+        finally:
+            if shadowed is None:
+                del runner.save_checkpoint  # the Runner method again
+            else:
+                runner.save_checkpoint = shadowed
+
+    def _save_best_checkpoint(self, runner, metrics) -> None:
+        if not self.save_best or not self._is_local():
+            return super()._save_best_checkpoint(runner, metrics)
+        # The parent decides which indicators improved and names the new
+        # best files, but deletes each previous best before it writes the
+        # new one. Rather than copy its logic, hide the previous bests from
+        # it (it deletes nothing when it knows no best) and delete them here
+        # once it returned: after the new best and the checkpoint that
+        # records it (its `_save_checkpoint_with_step`) are in place.
+        if len(self.key_indicators) > 1:
+            best_paths, keys = self.best_ckpt_path_dict, self.key_indicators
+        else:
+            best_paths, keys = vars(self), ['best_ckpt_path']
+        previous = {key: best_paths.get(key) for key in keys}
+        best_paths.update(dict.fromkeys(keys))
+        try:
+            with self._atomic_saves(runner):
+                super()._save_best_checkpoint(runner, metrics)
+        finally:
+            for key, old in previous.items():
+                if best_paths[key] is None:  # no better score: keep the old
+                    best_paths[key] = old
+        for key, old in previous.items():
+            if old and best_paths[key] != old and is_main_process():
+                self._remove(old)
+                runner.logger.info(
+                    f'The previous best checkpoint {old} is removed.')
