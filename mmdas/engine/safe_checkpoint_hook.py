@@ -250,12 +250,18 @@ class SafeCheckpointHook(CheckpointHook):
     @contextmanager
     def _atomic_saves(self, runner):
         """Make ``runner.save_checkpoint`` write ``<name>.partial`` and rename
-        it into place, for the duration of the block."""
+        it into place, for the duration of the block.
+
+        The parent's ``_save_best_checkpoint`` calls ``runner.save_checkpoint``
+        with the final name; redirecting that call is what spares copying it.
+        """
         save = runner.save_checkpoint
         shadowed = vars(runner).get('save_checkpoint')  # set on the object
 
         def save_atomic(out_dir, filename, *args, **kwargs):
-            if filename.endswith(PARTIAL_SUFFIX):  # already partial: ours
+            # _save_checkpoint_with_step (called by the parent last) writes
+            # and commits its own partial file
+            if filename.endswith(PARTIAL_SUFFIX):
                 return save(out_dir, filename, *args, **kwargs)
             save(out_dir, filename + PARTIAL_SUFFIX, *args, **kwargs)
             if is_main_process():
@@ -279,11 +285,13 @@ class SafeCheckpointHook(CheckpointHook):
         # new one. Rather than copy its logic, hide the previous bests from
         # it (it deletes nothing when it knows no best) and delete them here
         # once it returned: after the new best and the checkpoint that
-        # records it (its `_save_checkpoint_with_step`) are in place.
+        # records it (its `_save_checkpoint_with_step`) are in place. A kill
+        # in between leaves both bests, each loadable; the one the resumed
+        # run does not know of stays on disk.
         if len(self.key_indicators) > 1:
             best_paths, keys = self.best_ckpt_path_dict, self.key_indicators
         else:
-            best_paths, keys = vars(self), ['best_ckpt_path']
+            best_paths, keys = vars(self), ['best_ckpt_path']  # attribute
         previous = {key: best_paths.get(key) for key in keys}
         best_paths.update(dict.fromkeys(keys))
         try:
