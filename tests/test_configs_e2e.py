@@ -121,7 +121,10 @@ def test_config_trains_and_validates(name, tmp_path):
 
     log = run_train(config_path, tmp_path / 'work')
     losses = re.findall(r'(?:Iter|Epoch)\(train\).*? loss: (\S+)', log)
-    assert len(losses) >= 2 and all(math.isfinite(float(v)) for v in losses)
+    # a search trains the weights on half the tiny fixture: fewer log lines
+    least = 1 if name.startswith('das_search_') else 2
+    assert len(losses) >= least, log[-3000:]
+    assert all(math.isfinite(float(v)) for v in losses), losses
     found = re.findall(rf'{re.escape(metric)}: ([0-9.]+)', log)
     assert found, f'no {metric} in the log:\n{log[-3000:]}'
     value = float(found[-1])
