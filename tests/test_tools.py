@@ -176,9 +176,19 @@ def test_run_demo_end_to_end(tmp_path):
     assert sorted(os.listdir(osp.join(work_dir, 'predictions'))) == [
         '000000.png', '000001.png'
     ]
-    # frames (T=4 of 64 px) above image, label and prediction
+    # titled frames (T=4) above image, ground truth and fused prediction,
+    # upsampled; the GIF shows each frame beside the fused prediction
+    from PIL import Image
+
+    from mmdas.visualization import DPI, PANEL_INCHES
     picture = cv2.imread(osp.join(work_dir, 'sample_prediction.png'))
-    assert picture.shape == (64 + 4 + 64, 4 * 64 + 3 * 4, 3)
+    assert picture.shape[0] >= 2 * PANEL_INCHES * DPI
+    assert picture.shape[1] >= 4 * PANEL_INCHES * DPI
+    assert Image.open(osp.join(work_dir, 'sample_prediction.gif')).n_frames \
+        == 4
+    assert 'IoU per class on the test split:' in out
+    assert re.search(r'^  digit_9 +\d+\.\d\d', out, re.M)
+    assert osp.join(work_dir, 'sample_prediction.gif') in out
     last = out.strip().splitlines()[-1]
     match = re.fullmatch(
         r'FINAL mIoU \(test split, das_deeplabv3plus_r18_embedded\.py\): '

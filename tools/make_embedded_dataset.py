@@ -63,7 +63,8 @@ def main():
         if osp.exists(marker):
             os.remove(marker)
     start = time.time()
-    made = ensure_embedded_dataset(args.root, task=args.task, **kwargs)
+    made = ensure_embedded_dataset(
+        args.root, task=args.task, progress=True, **kwargs)
     state = f'written in {time.time() - start:.1f} s' if made else \
         'already present with these parameters'
     print(f'{args.task} set at {osp.abspath(args.root)}: {state} '

@@ -3,13 +3,17 @@
 Steps:
 
 1. write the embedded MNIST-digits segmentation set unless it exists
-   (:func:`mmdas.datasets.ensure_embedded_dataset`);
+   (:func:`mmdas.datasets.ensure_embedded_dataset`; its test split draws
+   on digits that the training split never uses);
 2. train ``--config`` with ``tools/train.py`` into ``--work-dir``;
 3. test the last checkpoint with ``tools/test.py`` (predictions under
    ``<work-dir>/predictions``);
 4. picture the frames and the fused prediction of one test image
-   (``<work-dir>/sample_prediction.png``, ``tools/visualize_prediction.py``);
-5. print the test mIoU and where the files are.
+   (``<work-dir>/sample_prediction.png`` with titles and a class legend, and
+   ``sample_prediction.gif``, the DAS video beside the fused prediction;
+   ``tools/visualize_prediction.py``);
+5. print the IoU of every class, where the files are and, on the last line,
+   the test mIoU.
 
 Training and testing run as subprocesses of the same Python, exactly as a
 user would run the tools; ``--cfg-options`` go to both.
@@ -22,12 +26,17 @@ import os.path as osp
 import subprocess
 import sys
 import time
+from typing import Dict
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 from mmdas.datasets.embedded import ensure_embedded_dataset  # noqa: E402
 
+# enough images that the schedule never repeats one; the test split's digits
+# are MNIST digits the training split never uses
+NUM_TRAIN = 2000
+NUM_TEST = 100
 DEFAULTS = dict(
     config=osp.join('configs', 'das_deeplabv3plus_r18_embedded.py'),
     work_dir=osp.join('work_dirs', 'demo'),
@@ -49,9 +58,18 @@ def parse_args():
         '--data-root',
         help='embedded data set folder, overriding the config\'s data_root '
         '(default: data/embedded_digits)')
-    parser.add_argument('--num-train', type=int, default=200)
-    parser.add_argument('--num-val', type=int, default=50)
-    parser.add_argument('--size', type=int, default=96)
+    parser.add_argument(
+        '--num-train', type=int, default=NUM_TRAIN,
+        help='training images to write (default: %(default)s)')
+    parser.add_argument(
+        '--num-val', type=int, default=NUM_TEST,
+        help='test images to write (default: %(default)s)')
+    parser.add_argument(
+        '--size', type=int, default=96,
+        help='canvas side in pixels (default: %(default)s)')
+    parser.add_argument(
+        '--index', type=int, default=0,
+        help='test image to picture (default: %(default)s)')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument(
         '--cfg-options', nargs='+', default=[],
@@ -81,23 +99,64 @@ def last_checkpoint(work_dir: str) -> str:
         return f.read().strip()
 
 
-def read_test_metrics(work_dir: str, since: float) -> dict:
-    """Metrics of the newest run whose log was written after ``since``.
+def test_logs(work_dir: str, since: float, suffix: str) -> list:
+    """Log files (newest first) of the runs written after ``since``.
 
-    mmengine's LoggerHook writes a test run's metrics to
-    ``<work_dir>/<timestamp>/<timestamp>.json``.
+    mmengine's LoggerHook writes a run's text log and its metrics to
+    ``<work_dir>/<timestamp>/<timestamp>{.log,.json}``.
     """
     candidates = [
-        path for path in glob.glob(osp.join(work_dir, '*', '*.json'))
+        path for path in glob.glob(osp.join(work_dir, '*', '*' + suffix))
         if osp.getmtime(path) >= since
     ]
-    for path in sorted(candidates, key=osp.getmtime, reverse=True):
+    return sorted(candidates, key=osp.getmtime, reverse=True)
+
+
+def read_test_metrics(work_dir: str, since: float) -> dict:
+    """Metrics of the newest run whose log was written after ``since``."""
+    for path in test_logs(work_dir, since, '.json'):
         with open(path) as f:
             lines = [json.loads(line) for line in f if line.strip()]
         for record in reversed(lines):
             if 'mIoU' in record:
                 return record
     raise RuntimeError(f'no test metrics found under {work_dir}')
+
+
+def read_class_iou(work_dir: str, since: float) -> Dict[str, float]:
+    """Per-class IoU from the table mmseg's ``IoUMetric`` logs.
+
+    Returns:
+        dict: class name -> IoU in percent (NaN for a class absent from the
+        test split), in the data set's class order.
+    """
+    for path in test_logs(work_dir, since, '.log'):
+        with open(path) as f:
+            text = f.read()
+        if 'per class results:' not in text:
+            continue
+        table = text.rsplit('per class results:', 1)[1]
+        rows = [line for line in table.splitlines() if line.startswith('|')]
+        header = [cell.strip() for cell in rows[0].strip('|').split('|')]
+        column = header.index('IoU')
+        ious = {}
+        for row in rows[1:]:
+            cells = [cell.strip() for cell in row.strip('|').split('|')]
+            ious[cells[0]] = float(cells[column])
+        return ious
+    raise RuntimeError(f'no per-class results found under {work_dir}')
+
+
+def print_class_iou(ious: Dict[str, float]) -> None:
+    """The per-class IoU table, and the weakest class."""
+    print('IoU per class on the test split:')
+    width = max(len(name) for name in ious)
+    for name, iou in ious.items():
+        bar = '#' * int(round(iou / 5)) if iou == iou else ''
+        print(f'  {name:{width}s} {iou:6.2f} {bar}')
+    present = {k: v for k, v in ious.items() if v == v}
+    weakest = min(present, key=present.get)
+    print(f'weakest class: {weakest} ({present[weakest]:.2f} IoU)')
 
 
 def main():
@@ -108,7 +167,8 @@ def main():
         num_train=args.num_train,
         num_val=args.num_val,
         canvas=args.size,
-        seed=args.seed)
+        seed=args.seed,
+        progress=True)
     print(f'data: {osp.abspath(args.data_root)} '
           f'({"written now" if made else "already present"})', flush=True)
 
@@ -133,19 +193,28 @@ def main():
         *options
     ])
     metrics = read_test_metrics(args.work_dir, since=start)
+    ious = read_class_iou(args.work_dir, since=start)
     picture = osp.join(args.work_dir, 'sample_prediction.png')
     run([
         sys.executable,
         osp.join(REPO, 'tools', 'visualize_prediction.py'), args.config,
-        checkpoint, '--out', picture, '--cfg-options', *options
+        checkpoint, '--out', picture, '--index', str(args.index),
+        '--cfg-options', *options
     ])
+    animation = osp.splitext(picture)[0] + '.gif'
 
+    print()
+    print_class_iou(ious)
     print(f'training took {train_s / 60:.1f} min; logs and checkpoints: '
-          f'{osp.abspath(args.work_dir)}; test predictions: '
-          f'{osp.abspath(pred_dir)}')
+          f'{osp.abspath(args.work_dir)}')
     print(f'checkpoint: {osp.abspath(checkpoint)}')
-    print(f'frames and fused prediction of a test image: '
-          f'{osp.abspath(picture)}')
+    print(f'test predictions (PNG label maps): {osp.abspath(pred_dir)}')
+    print('pictures of test image '
+          f'{args.index}:\n  {osp.abspath(picture)}  (the frames the model '
+          'saw, the input image, the ground truth and the fused prediction)')
+    if osp.exists(animation):
+        print(f'  {osp.abspath(animation)}  (animated: the DAS video beside '
+              'the fused prediction)')
     print(f'FINAL mIoU (test split, {osp.basename(args.config)}): '
           f'{metrics["mIoU"]:.2f}')
 
