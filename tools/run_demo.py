@@ -3,20 +3,25 @@
 Steps:
 
 1. write the embedded MNIST-digits segmentation set unless it exists
-   (:func:`mmdas.datasets.ensure_embedded_dataset`; its test split draws
-   on digits that the training split never uses);
-2. train ``--config`` with ``tools/train.py`` into ``--work-dir``;
-3. test the last checkpoint with ``tools/test.py`` (predictions under
+   (:func:`mmdas.datasets.ensure_embedded_dataset`; its test split draws on
+   digits that the training split never uses);
+2. with ``--pretrain`` only: train the segmentor's 2D backbone to classify
+   the digits, as an mmpretrain job (``--pretrain-config``);
+3. train ``--config`` with ``tools/train.py`` into ``--work-dir`` (with
+   ``--pretrain``, its GSF backbone loads the 2D checkpoint of step 2
+   through ``init_cfg``);
+4. test the last checkpoint with ``tools/test.py`` (predictions under
    ``<work-dir>/predictions``);
-4. picture the frames and the fused prediction of one test image
+5. picture the frames and the fused prediction of one test image
    (``<work-dir>/sample_prediction.png`` with titles and a class legend, and
    ``sample_prediction.gif``, the DAS video beside the fused prediction;
    ``tools/visualize_prediction.py``);
-5. print the IoU of every class, where the files are and, on the last line,
+6. print the IoU of every class, where the files are and, on the last line,
    the test mIoU.
 
 Training and testing run as subprocesses of the same Python, exactly as a
-user would run the tools; ``--cfg-options`` go to both.
+user would run the tools; ``--cfg-options`` go to the segmentation runs,
+``--pretrain-cfg-options`` to the classification run.
 """
 import argparse
 import glob
@@ -31,16 +36,16 @@ from typing import Dict
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from mmdas.datasets.embedded import ensure_embedded_dataset  # noqa: E402
+from mmdas.datasets.embedded import (DEMO_CLS_SET, DEMO_SEG_SET,  # noqa
+                                     ensure_embedded_dataset)
 
-# enough images that the schedule never repeats one; the test split's digits
-# are MNIST digits the training split never uses
-NUM_TRAIN = 2000
-NUM_TEST = 100
 DEFAULTS = dict(
     config=osp.join('configs', 'das_deeplabv3plus_r18_embedded.py'),
+    pretrain_config=osp.join('configs',
+                             'resnet18v1c_embedded_digits_pretrain.py'),
     work_dir=osp.join('work_dirs', 'demo'),
-    data_root=osp.join('data', 'embedded_digits'))
+    data_root=osp.join('data', 'embedded_digits'),
+    cls_data_root=osp.join('data', 'embedded_digits_cls48'))
 
 
 def parse_args():
@@ -59,13 +64,37 @@ def parse_args():
         help='embedded data set folder, overriding the config\'s data_root '
         '(default: data/embedded_digits)')
     parser.add_argument(
-        '--num-train', type=int, default=NUM_TRAIN,
+        '--pretrain-config',
+        help='mmpretrain config that trains the 2D backbone on the digits '
+        'classification set first (default: '
+        'configs/resnet18v1c_embedded_digits_pretrain.py)')
+    parser.add_argument(
+        '--pretrain', action='store_true',
+        help='first train the backbone as a digits classifier (mmpretrain, '
+        'training digits only) and start the segmentor from that 2D '
+        'checkpoint')
+    parser.add_argument(
+        '--cls-data-root',
+        help='classification set folder (default: '
+        'data/embedded_digits_cls48)')
+    parser.add_argument(
+        '--num-train-cls', type=int, default=DEMO_CLS_SET['num_train'],
+        help='classification training images (default: %(default)s)')
+    parser.add_argument(
+        '--num-val-cls', type=int, default=DEMO_CLS_SET['num_val'],
+        help='classification validation images (default: %(default)s)')
+    parser.add_argument(
+        '--pretrain-cfg-options', nargs='+', default=[],
+        help='key=value overrides for the classification run, e.g. '
+        'train_cfg.max_epochs=1')
+    parser.add_argument(
+        '--num-train', type=int, default=DEMO_SEG_SET['num_train'],
         help='training images to write (default: %(default)s)')
     parser.add_argument(
-        '--num-val', type=int, default=NUM_TEST,
+        '--num-val', type=int, default=DEMO_SEG_SET['num_val'],
         help='test images to write (default: %(default)s)')
     parser.add_argument(
-        '--size', type=int, default=96,
+        '--size', type=int, default=DEMO_SEG_SET['canvas'],
         help='canvas side in pixels (default: %(default)s)')
     parser.add_argument(
         '--index', type=int, default=0,
@@ -99,7 +128,7 @@ def last_checkpoint(work_dir: str) -> str:
         return f.read().strip()
 
 
-def test_logs(work_dir: str, since: float, suffix: str) -> list:
+def run_logs(work_dir: str, since: float, suffix: str) -> list:
     """Log files (newest first) of the runs written after ``since``.
 
     mmengine's LoggerHook writes a run's text log and its metrics to
@@ -114,7 +143,7 @@ def test_logs(work_dir: str, since: float, suffix: str) -> list:
 
 def read_test_metrics(work_dir: str, since: float) -> dict:
     """Metrics of the newest run whose log was written after ``since``."""
-    for path in test_logs(work_dir, since, '.json'):
+    for path in run_logs(work_dir, since, '.json'):
         with open(path) as f:
             lines = [json.loads(line) for line in f if line.strip()]
         for record in reversed(lines):
@@ -130,7 +159,7 @@ def read_class_iou(work_dir: str, since: float) -> Dict[str, float]:
         dict: class name -> IoU in percent (NaN for a class absent from the
         test split), in the data set's class order.
     """
-    for path in test_logs(work_dir, since, '.log'):
+    for path in run_logs(work_dir, since, '.log'):
         with open(path) as f:
             text = f.read()
         if 'per class results:' not in text:
@@ -159,6 +188,29 @@ def print_class_iou(ious: Dict[str, float]) -> None:
     print(f'weakest class: {weakest} ({present[weakest]:.2f} IoU)')
 
 
+def pretrain_backbone(args) -> str:
+    """Train the 2D backbone as a digits classifier; its checkpoint."""
+    made = ensure_embedded_dataset(
+        args.cls_data_root,
+        task='cls',
+        num_train=args.num_train_cls,
+        num_val=args.num_val_cls,
+        size=DEMO_CLS_SET['size'],
+        seed=args.seed,
+        progress=True)
+    print(f'classification data: {osp.abspath(args.cls_data_root)} '
+          f'({"written now" if made else "already present"})', flush=True)
+    work_dir = osp.join(args.work_dir, 'pretrain')
+    run([
+        sys.executable, osp.join(REPO, 'tools', 'train.py'),
+        args.pretrain_config, '--work-dir', work_dir, '--cfg-options', *[
+            f'{loader}_dataloader.dataset.data_root={args.cls_data_root}'
+            for loader in ('train', 'val', 'test')
+        ], *args.pretrain_cfg_options
+    ])
+    return last_checkpoint(work_dir)
+
+
 def main():
     args = parse_args()
     made = ensure_embedded_dataset(
@@ -177,9 +229,18 @@ def main():
         for loader in ('train', 'val', 'test')
     ] + args.cfg_options
     start = time.time()
+    train_options = list(options)
+    if args.pretrain:
+        backbone = pretrain_backbone(args)
+        # the GSF backbone loads the 2D classifier's backbone weights
+        train_options += [
+            'model.backbone.init_cfg.type=Pretrained',
+            f'model.backbone.init_cfg.checkpoint={backbone}',
+            'model.backbone.init_cfg.prefix=backbone.'
+        ]
     run([
         sys.executable, osp.join(REPO, 'tools', 'train.py'), args.config,
-        '--work-dir', args.work_dir, '--cfg-options', *options
+        '--work-dir', args.work_dir, '--cfg-options', *train_options
     ])
     train_s = time.time() - start
 
@@ -205,7 +266,9 @@ def main():
 
     print()
     print_class_iou(ious)
-    print(f'training took {train_s / 60:.1f} min; logs and checkpoints: '
+    what = 'training (backbone as a classifier, then the segmentor)' \
+        if args.pretrain else 'training'
+    print(f'{what} took {train_s / 60:.1f} min; logs and checkpoints: '
           f'{osp.abspath(args.work_dir)}')
     print(f'checkpoint: {osp.abspath(checkpoint)}')
     print(f'test predictions (PNG label maps): {osp.abspath(pred_dir)}')

@@ -52,6 +52,15 @@ SEG_PALETTE = [[0, 0, 0], [230, 25, 75], [60, 180, 75], [255, 225, 25],
 # the warp) exceeds this; fainter anti-aliased rims stay background.
 STROKE_THRESHOLD = 128
 
+#: The demo's segmentation set (``make demo``, configs/*_r18_embedded.py):
+#: more 96-pixel canvases than its schedule can repeat, and a test split of
+#: 100 canvases of the held-out digits.
+DEMO_SEG_SET = dict(num_train=2000, num_val=100, canvas=96)
+#: The classification set ``tools/run_demo.py --pretrain`` first trains the
+#: backbone on (configs/resnet18v1c_embedded_digits_pretrain.py): one digit
+#: per 48-pixel canvas, about the size of the segmentation set's digits.
+DEMO_CLS_SET = dict(num_train=4000, num_val=500, size=48)
+
 MARKER = '.mmdas_embedded.json'
 FORMAT_VERSION = 2  # bump when the generator changes its output
 
