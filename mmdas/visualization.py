@@ -33,22 +33,6 @@ def palette(num: int = 256) -> np.ndarray:
     return np.concatenate([tab20, extra])[:num].round().astype(np.uint8)
 
 
-def overlay(frame: np.ndarray, label: np.ndarray, ignore_index: int = 255,
-            alpha: float = 0.5, skip_zero: bool = False,
-            colours: Optional[np.ndarray] = None) -> np.ndarray:
-    """Blend class colours over an RGB frame.
-
-    Ignored pixels (and class 0 if ``skip_zero``) keep the frame's colour.
-    ``colours`` is an ``[num_classes, 3]`` palette (default :func:`palette`).
-    """
-    colours = colour_label(label, colours, ignore_index=-1)
-    mixed = (1 - alpha) * frame + alpha * colours
-    keep = label == ignore_index
-    if skip_zero:
-        keep |= label == 0
-    return np.where(keep[..., None], frame, mixed).round().astype(np.uint8)
-
-
 def colour_label(label: np.ndarray,
                  colours: Optional[np.ndarray] = None,
                  ignore_index: int = 255,

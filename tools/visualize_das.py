@@ -36,7 +36,7 @@ from mmdas.visualization import (colour_label, frame_titles,  # noqa: E402
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
-        description='Write the frames of a DAS policy as a PNG strip and an '
+        description='Write the frames of a DAS policy as a titled PNG and an '
         'animated GIF')
     parser.add_argument('image', help='input image')
     source = parser.add_mutually_exclusive_group(required=True)
@@ -139,7 +139,9 @@ def main(argv: Optional[list] = None) -> Dict[str, str]:
         legend = [(f'class {c}', colours[c]) for c in present] + [
             (f'ignored ({args.ignore_index}, from outside)', (255, ) * 3)
         ]
-        maps = [colour_label(lab, colours, args.ignore_index) for lab in labels]
+        maps = [
+            colour_label(lab, colours, args.ignore_index) for lab in labels
+        ]
         stem, ext = osp.splitext(png)
         extra = write([frames, maps],
                       [titles, [f'label of frame {i}' for i in range(t)]],
