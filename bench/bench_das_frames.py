@@ -62,17 +62,27 @@ def parse_args():
     return parser.parse_args()
 
 
-def timeit(fn, device, iters, warmup=1):
+def timeit(fn, device, iters, warmup=1, what=''):
+    """Mean seconds of ``fn`` over ``iters`` runs after ``warmup`` runs,
+    with a progress bar over all of them."""
+    from mmengine.utils import ProgressBar
+    print(f'timing {what}', flush=True)
+    bar = ProgressBar(warmup + iters)
     for _ in range(warmup):
         fn()
+        bar.update()
     if device.type == 'cuda':
         torch.cuda.synchronize()
-    start = time.perf_counter()
+    total = 0.0
     for _ in range(iters):
+        start = time.perf_counter()
         fn()
-    if device.type == 'cuda':
-        torch.cuda.synchronize()
-    return (time.perf_counter() - start) / iters
+        if device.type == 'cuda':
+            torch.cuda.synchronize()
+        total += time.perf_counter() - start
+        bar.update()  # outside the timed span
+    print(flush=True)
+    return total / iters
 
 
 def build_deeplab(device, num_classes, size):
@@ -141,23 +151,26 @@ def main():
     data = batch()
     out = pre(data, True)
     assert out['inputs'].shape == (n, t * 3, h, w)
-    rows.append(('device frames (preprocessor)',
-                 timeit(lambda: pre(data, True), device, args.iters)))
+    name = 'device frames (preprocessor)'
+    rows.append((name, timeit(lambda: pre(data, True), device, args.iters,
+                              what=name)))
 
     to_video = DASImageToVideo(policy)
-    rows.append(('cpu transform (N images)',
+    name = 'cpu transform (N images)'
+    rows.append((name,
                  timeit(lambda: [to_video(dict(img=i, gt_seg_map=s))
                                  for i, s in zip(images, labels)],
-                        torch.device('cpu'), max(1, args.iters // 2))))
+                        torch.device('cpu'), max(1, args.iters // 2),
+                        what=name)))
 
     mats = out['data_samples'][0].das_matrices
     mats = mats[None].expand(n, -1, -1, -1).reshape(n * t, 3, 3)
-    for name, (lh, lw) in (('1/4', (h // 4, w // 4)), ('full', (h, w))):
+    for tag, (lh, lw) in (('1/4', (h // 4, w // 4)), ('full', (h, w))):
         logits = torch.randn(n * t, args.num_classes, lh, lw, device=device)
-        rows.append((f'inverse warp {name} ({lh}x{lw}, {args.num_classes} '
-                     f'cls)',
+        name = f'inverse warp {tag} ({lh}x{lw}, {args.num_classes} cls)'
+        rows.append((name,
                      timeit(lambda: inverse_warp(logits, mats), device,
-                            args.iters)))
+                            args.iters, what=name)))
         del logits
 
     step = None
@@ -165,7 +178,8 @@ def main():
         model, optim = build_deeplab(device, args.num_classes, (h, w))
         # the stock 2D preprocessor inside the model normalises the images
         step = timeit(lambda: model.train_step(batch(), optim), device,
-                      args.step_iters or args.iters)
+                      args.step_iters or args.iters,
+                      what='2D DeepLabV3+ train step')
         rows.append(('2D DeepLabV3+ R-50-D8 train step', step))
 
     print(f'\ndevice={device} ({torch.get_num_threads()} threads), N={n}, '

@@ -21,6 +21,7 @@ import torch
 from mmengine.analysis import FlopAnalyzer
 from mmengine.config import ConfigDict
 from mmengine.registry import init_default_scope
+from mmengine.utils import ProgressBar
 
 import mmdas  # noqa: F401
 from mmdas import geometry
@@ -140,12 +141,18 @@ def step_times(frames, crop, iters, device, batch):
             torch.cuda.synchronize()
         return time.perf_counter() - start
 
+    print(f'timing {len(data)} kinds of training step, 1 + {iters} each',
+          flush=True)
+    bar = ProgressBar((1 + iters) * len(data))
     for key in data:  # warm-up
         step(key)
+        bar.update()
     times = {key: [] for key in data}
     for _ in range(iters):  # interleaved: load changes hit all three
         for key in data:
             times[key].append(step(key))
+            bar.update()
+    print(flush=True)
     return {key: sorted(v)[len(v) // 2] for key, v in times.items()}
 
 

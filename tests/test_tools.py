@@ -169,17 +169,36 @@ def test_run_demo_end_to_end(tmp_path):
         sys.executable,
         osp.join('tools', 'run_demo.py'), '--data-root', data_root,
         '--work-dir', work_dir, '--num-train', '4', '--num-val', '2',
-        '--size', '64', '--cfg-options',
-        *seg_options(data_root, max_iters=2)
+        '--size', '64', '--pretrain',
+        '--cls-data-root', str(tmp_path / 'cls'),
+        '--num-train-cls', '20', '--num-val-cls', '10',
+        '--pretrain-cfg-options', 'train_cfg.max_epochs=1',
+        '--cfg-options', *seg_options(data_root, max_iters=2)
     ]).stdout
     assert osp.isfile(osp.join(data_root, 'img_dir', 'train', '000003.png'))
+    # the backbone is first trained as a digits classifier (mmpretrain),
+    # then its 2D checkpoint is loaded into the segmentor's GSF backbone
+    assert re.search(r'Epoch\(val\) \[1\]\[\d+/\d+\]\s+accuracy/top1', out)
+    assert osp.isfile(osp.join(work_dir, 'pretrain', 'epoch_1.pth'))
+    assert re.search(r'GSFResNetV1c: loaded \d+ tensors from .*epoch_1\.pth',
+                     out)
     assert train_iters(out) == [(1, 2), (2, 2)]
     assert sorted(os.listdir(osp.join(work_dir, 'predictions'))) == [
         '000000.png', '000001.png'
     ]
-    # frames (T=4 of 64 px) above image, label and prediction
+    # titled frames (T=4) above image, ground truth and fused prediction,
+    # upsampled; the GIF shows each frame beside the fused prediction
+    from PIL import Image
+
+    from mmdas.visualization import DPI, PANEL_INCHES
     picture = cv2.imread(osp.join(work_dir, 'sample_prediction.png'))
-    assert picture.shape == (64 + 4 + 64, 4 * 64 + 3 * 4, 3)
+    assert picture.shape[0] >= 2 * PANEL_INCHES * DPI
+    assert picture.shape[1] >= 4 * PANEL_INCHES * DPI
+    assert Image.open(osp.join(work_dir, 'sample_prediction.gif')).n_frames \
+        == 4
+    assert 'IoU per class on the test split:' in out
+    assert re.search(r'^  digit_9 +(\d+\.\d\d|nan)', out, re.M)
+    assert osp.join(work_dir, 'sample_prediction.gif') in out
     last = out.strip().splitlines()[-1]
     match = re.fullmatch(
         r'FINAL mIoU \(test split, das_deeplabv3plus_r18_embedded\.py\): '

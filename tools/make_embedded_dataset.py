@@ -13,12 +13,15 @@ import time
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmdas.datasets.embedded import MARKER, ensure_embedded_dataset  # noqa
+from mmdas.datasets.embedded import (DEMO_SEG_SET, MARKER,  # noqa: E402
+                                     ensure_embedded_dataset)
 
 
 DEFAULTS = {
-    'seg': dict(root='data/embedded_digits', num_train=200, num_val=50,
-                size=128),
+    # the demo's set, so that `make demo` finds it already written
+    'seg': dict(root='data/embedded_digits',
+                num_train=DEMO_SEG_SET['num_train'],
+                num_val=DEMO_SEG_SET['num_val'], size=DEMO_SEG_SET['canvas']),
     'cls': dict(root='data/embedded_digits_cls', num_train=500, num_val=200,
                 size=32),
 }
@@ -63,7 +66,8 @@ def main():
         if osp.exists(marker):
             os.remove(marker)
     start = time.time()
-    made = ensure_embedded_dataset(args.root, task=args.task, **kwargs)
+    made = ensure_embedded_dataset(
+        args.root, task=args.task, progress=True, **kwargs)
     state = f'written in {time.time() - start:.1f} s' if made else \
         'already present with these parameters'
     print(f'{args.task} set at {osp.abspath(args.root)}: {state} '

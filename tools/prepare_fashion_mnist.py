@@ -17,7 +17,7 @@ def main():
     parser.add_argument('--src', default=DEBIAN_FASHION_MNIST)
     parser.add_argument('--out', default='data/fashion_mnist')
     args = parser.parse_args()
-    for path in prepare_fashion_mnist(args.out, args.src):
+    for path in prepare_fashion_mnist(args.out, args.src, progress=True):
         print(path)
 
 

@@ -1,7 +1,10 @@
 """Picture a trained segmentor's view of one test sample.
 
-For a DAS model: the T frames it saw, then the image, its label and the
-fused prediction. Works for plain 2D segmentors too (one frame).
+For a DAS model: the T frames it saw (each titled with its offset and
+transform), then the input image, the ground truth and the fused prediction,
+with a legend of the classes; and an animated GIF of the video beside the
+fused prediction (``--out`` with the suffix ``.gif``). Works for plain 2D
+segmentors too (one frame, no GIF).
 
 Usage::
 
@@ -21,14 +24,18 @@ from mmengine.dataset import pseudo_collate  # noqa: E402
 from mmengine.registry import init_default_scope  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from mmdas.visualization import das_prediction_picture  # noqa: E402
+from mmdas.visualization import (das_prediction_views,  # noqa: E402
+                                 prediction_gif_frames, prediction_picture,
+                                 save_gif)
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('config')
     parser.add_argument('checkpoint')
-    parser.add_argument('--out', required=True, help='output PNG path')
+    parser.add_argument(
+        '--out', required=True,
+        help='output PNG path; a DAS model\'s GIF goes next to it (.gif)')
     parser.add_argument(
         '--index', type=int, default=0, help='test sample to show')
     parser.add_argument('--device', default='cpu')
@@ -36,7 +43,7 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def main(argv=None) -> str:
+def main(argv=None) -> dict:
     args = parse_args(argv)
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
@@ -49,12 +56,16 @@ def main(argv=None) -> str:
     if not 0 <= args.index < len(dataset):
         raise IndexError(f'--index {args.index}: the test set has '
                          f'{len(dataset)} samples')
-    picture = das_prediction_picture(model,
-                                     pseudo_collate([dataset[args.index]]))
+    views = das_prediction_views(model,
+                                 pseudo_collate([dataset[args.index]]))
     os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
-    Image.fromarray(picture).save(args.out)
-    print(f'wrote {args.out}')
-    return args.out
+    Image.fromarray(prediction_picture(views)).save(args.out)
+    written = dict(png=args.out)
+    if len(views['frames']) > 1:
+        written['gif'] = save_gif(prediction_gif_frames(views),
+                                  osp.splitext(args.out)[0] + '.gif')
+    print('wrote ' + ', '.join(written.values()))
+    return written
 
 
 if __name__ == '__main__':

@@ -52,6 +52,15 @@ SEG_PALETTE = [[0, 0, 0], [230, 25, 75], [60, 180, 75], [255, 225, 25],
 # the warp) exceeds this; fainter anti-aliased rims stay background.
 STROKE_THRESHOLD = 128
 
+#: The demo's segmentation set (``make demo``, configs/*_r18_embedded.py):
+#: more 96-pixel canvases than its schedule can repeat, and a test split of
+#: 100 canvases of the held-out digits.
+DEMO_SEG_SET = dict(num_train=2000, num_val=100, canvas=96)
+#: The classification set ``tools/run_demo.py --pretrain`` first trains the
+#: backbone on (configs/resnet18v1c_embedded_digits_pretrain.py): one digit
+#: per 48-pixel canvas, about the size of the segmentation set's digits.
+DEMO_CLS_SET = dict(num_train=4000, num_val=500, size=48)
+
 MARKER = '.mmdas_embedded.json'
 FORMAT_VERSION = 2  # bump when the generator changes its output
 
@@ -182,6 +191,15 @@ def compose_canvas(rng: np.random.Generator, images: np.ndarray,
     return image, label, placements
 
 
+def _progress_bar(total: int, enabled: bool, what: str):
+    """An mmengine ``ProgressBar`` over ``total`` images, or None."""
+    if not enabled or total <= 0:
+        return None
+    from mmengine.utils import ProgressBar
+    print(what, flush=True)
+    return ProgressBar(total)
+
+
 def _write_png(path: str, array: np.ndarray) -> None:
     # explicit compression so the bytes do not depend on OpenCV defaults
     if not cv2.imwrite(path, array, [cv2.IMWRITE_PNG_COMPRESSION, 3]):
@@ -193,7 +211,8 @@ def make_embedded_segmentation(root: str,
                                num_val: int = 50,
                                canvas: int = 128,
                                items_per_image: int = 4,
-                               seed: int = 0) -> Dict[str, int]:
+                               seed: int = 0,
+                               progress: bool = False) -> Dict[str, int]:
     """Write the digits segmentation set in mmseg's ``BaseSegDataset`` layout.
 
     Each canvas gets 1 to ``items_per_image`` digits. Existing
@@ -207,6 +226,7 @@ def make_embedded_segmentation(root: str,
         items_per_image (int): Most digits on one image. Defaults to 4.
         seed (int): Random seed; the same seed gives identical files.
             Defaults to 0.
+        progress (bool): Show a progress bar. Defaults to False.
 
     Returns:
         dict: Number of images written per split.
@@ -216,6 +236,8 @@ def make_embedded_segmentation(root: str,
     images, labels = load_mnist_digits()
     for sub in ('img_dir', 'ann_dir'):
         shutil.rmtree(osp.join(root, sub), ignore_errors=True)
+    bar = _progress_bar(num_train + num_val, progress,
+                        f'writing the segmentation set to {root}')
     counts = {}
     for split_id, (split, num) in enumerate((('train', num_train),
                                              ('val', num_val))):
@@ -232,7 +254,11 @@ def make_embedded_segmentation(root: str,
                                              canvas, items)
             _write_png(osp.join(img_dir, f'{i:06d}.png'), image[..., ::-1])
             _write_png(osp.join(ann_dir, f'{i:06d}.png'), label)
+            if bar:
+                bar.update()
         counts[split] = num
+    if bar:
+        print(flush=True)  # end the progress bar's line
     return counts
 
 
@@ -240,7 +266,8 @@ def make_embedded_classification(root: str,
                                  num_train: int = 500,
                                  num_val: int = 200,
                                  size: int = 32,
-                                 seed: int = 0) -> Dict[str, int]:
+                                 seed: int = 0,
+                                 progress: bool = False) -> Dict[str, int]:
     """Write coloured MNIST digits in mmpretrain's ``CustomDataset`` layout.
 
     Classes cycle over the images, so every split is balanced. Each digit
@@ -254,12 +281,15 @@ def make_embedded_classification(root: str,
         num_val (int): Number of validation images. Defaults to 200.
         size (int): Image side in pixels. Defaults to 32 (CIFAR-sized).
         seed (int): Random seed. Defaults to 0.
+        progress (bool): Show a progress bar. Defaults to False.
 
     Returns:
         dict: Number of images written per split.
     """
     assert size >= 28, 'size must be at least 28 pixels'
     images, labels = load_mnist_digits()
+    bar = _progress_bar(num_train + num_val, progress,
+                        f'writing the classification set to {root}')
     counts = {}
     for split_id, (split, num) in enumerate((('train', num_train),
                                              ('val', num_val))):
@@ -286,7 +316,11 @@ def make_embedded_classification(root: str,
             _write_png(
                 osp.join(root, split, str(digit), f'{i:06d}.png'),
                 image[..., ::-1])
+            if bar:
+                bar.update()
         counts[split] = num
+    if bar:
+        print(flush=True)  # end the progress bar's line
     return counts
 
 
@@ -298,6 +332,7 @@ _MAKERS = {
 
 def ensure_embedded_dataset(root: str,
                             task: str = 'seg',
+                            progress: bool = False,
                             **kwargs) -> bool:
     """Generate an embedded set unless ``root`` already holds the same one.
 
@@ -309,6 +344,8 @@ def ensure_embedded_dataset(root: str,
         root (str): Output folder.
         task (str): ``'seg'`` (:func:`make_embedded_segmentation`) or
             ``'cls'`` (:func:`make_embedded_classification`).
+        progress (bool): Show a progress bar while writing. Defaults to
+            False.
         **kwargs: Arguments of the chosen function; missing ones take its
             defaults.
 
@@ -320,14 +357,17 @@ def ensure_embedded_dataset(root: str,
     # fill in defaults, so that explicit and implicit defaults match
     bound = inspect.signature(_MAKERS[task]).bind(root, **kwargs)
     bound.apply_defaults()
-    kwargs = {k: v for k, v in bound.arguments.items() if k != 'root'}
+    kwargs = {
+        k: v
+        for k, v in bound.arguments.items() if k not in ('root', 'progress')
+    }
     params = dict(task=task, version=FORMAT_VERSION, **kwargs)
     marker = osp.join(root, MARKER)
     if _read_marker(marker) == params:
         return False
     if osp.exists(marker):
         os.remove(marker)
-    _MAKERS[task](root, **kwargs)
+    _MAKERS[task](root, progress=progress, **kwargs)
     with open(marker, 'w') as f:
         json.dump(params, f, indent=2, sort_keys=True)
     return True
