@@ -391,6 +391,7 @@ def test_alpha_stays_equal_on_two_cpu_ranks(tiny_seg_root, tmp_path,
     assert DASPolicy.load(str(work_dir / 'policy.json'))
 
 
+@pytest.mark.slow  # ~40 s: a 14-edge cell, tuned between edges
 def test_multi_node_selection_tunes_and_writes_a_frozen_cell(
         tmp_path, tiny_seg_root):
     runner, hook = _runner(
