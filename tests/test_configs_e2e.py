@@ -131,14 +131,17 @@ def test_config_trains_and_validates(name, tmp_path):
     cfg = Config.fromfile(osp.join(CONFIG_DIR, name + '.py'))
     root = writer(cfg, str(tmp_path))
     shrink_config(cfg, root, crop=sizes['crop'], scale=sizes['scale'])
+    if name.startswith('das_search_') and cfg.train_cfg.get('by_epoch', 1):
+        # the weights see half the fixture: one step an epoch. With
+        # zero_init_residual the first step cannot reach the GSF gates (the
+        # residual branch ends in a zero BN), so give them a second one.
+        cfg.train_cfg.max_epochs = 2
     config_path = str(tmp_path / f'{name}.py')
     cfg.dump(config_path)
 
     log = run_train(config_path, tmp_path / 'work')
     losses = re.findall(r'(?:Iter|Epoch)\(train\).*? loss: (\S+)', log)
-    # a search trains the weights on half the tiny fixture: fewer log lines
-    least = 1 if name.startswith('das_search_') else 2
-    assert len(losses) >= least, log[-3000:]
+    assert len(losses) >= 2, log[-3000:]
     assert all(math.isfinite(float(v)) for v in losses), losses
     found = re.findall(rf'{re.escape(metric)}: ([0-9.]+)', log)
     assert found, f'no {metric} in the log:\n{log[-3000:]}'
@@ -151,7 +154,8 @@ def test_config_trains_and_validates(name, tmp_path):
             < 1e-3, (value, num_val)
     ckpts = glob.glob(str(tmp_path / 'work' / '*.pth'))
     assert ckpts, 'no checkpoint written'
-    _assert_trained(torch.load(ckpts[0], map_location='cpu',
+    newest = max(ckpts, key=osp.getmtime)
+    _assert_trained(torch.load(newest, map_location='cpu',
                                weights_only=False)['state_dict'], name)
     if name.startswith('das_search_'):
         # the search ran (DASSearchHook) and wrote the policy to train with
