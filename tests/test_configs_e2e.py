@@ -222,6 +222,7 @@ def test_policy_json_from_cfg_options(tmp_path):
     assert "unknown DAS op 'rotat'" in out.stdout, out.stdout[-2000:]
 
 
+@pytest.mark.slow  # ~65 s; the demo test runs tools/test.py on a DAS model
 def test_das_test_tool_writes_predictions_and_pictures(tmp_path):
     """``tools/test.py --out --show-dir`` on a DAS segmentor: one fused
     prediction per image, as mmseg's own models give."""

@@ -62,7 +62,8 @@ def das_config_from_doc(name, tmp_path):
 
 
 @pytest.mark.parametrize('name', [
-    'fcn', 'pspnet',
+    'fcn',
+    pytest.param('pspnet', marks=pytest.mark.slow),  # fcn shows the recipe
     pytest.param('ccnet', marks=[pytest.mark.slow, NEEDS_FULL_MMCV])
 ])
 def test_doc_lines_make_stock_config_das(name, tmp_path):

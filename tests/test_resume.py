@@ -3,6 +3,7 @@ does."""
 import os.path as osp
 import re
 
+import pytest
 import torch
 from mmengine.config import Config
 
@@ -34,6 +35,7 @@ def _final(work_dir):
     return ckpt['state_dict']
 
 
+@pytest.mark.slow  # ~95 s; the quick kill-and-resume test also checks equality
 def test_resumed_run_equals_uninterrupted_run(tmp_path):
     root = make_cityscapes(str(tmp_path / 'cityscapes'), num_train=4)
     full_cfg = _config(tmp_path, root, max_iters=4)

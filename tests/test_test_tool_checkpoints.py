@@ -60,6 +60,7 @@ def test_checkpoint_of_another_model_is_refused(tiny_seg_root, tmp_path):
     assert 'Iter(test)' not in out
 
 
+@pytest.mark.slow  # ~20 s; the coverage rule has quick unit tests
 def test_uncovered_weights_need_allow_missing(model_state, tiny_seg_root,
                                               tmp_path):
     state = {k: v for k, v in model_state.items()
