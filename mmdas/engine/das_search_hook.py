@@ -655,8 +655,10 @@ class DASSearchHook(Hook):
         """Write the policy of ``genotype`` to ``path``: a
         :class:`DASPolicy` for a single edge, a frozen cell file otherwise."""
         cell = self.cell
+        # the shortest decimal of each float32 magnitude (0.05, not
+        # 0.05000000074505806): the same float32 when it is read back
         mags = {
-            op: float(cell._magnitude(o))
+            op: float(str(np.float32(cell._magnitude(o).item())))
             for o, op in enumerate(cell.ops)
         }
         if cell.num_edges == 1:
