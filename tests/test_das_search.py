@@ -197,6 +197,23 @@ def test_bad_search_setups_fail_before_training(tmp_path, tiny_seg_root,
         hook.setup(runner)
 
 
+
+@pytest.mark.parametrize('changes, match', [
+    (dict(train_portion=1.5), r'das_search.train_portion: 1.5'),
+    (dict(selection=dict(criterion='miou')),
+     r'das_search.selection.criterion'),
+    (dict(arch_lr=1e-3), r"das_search: unknown keys \['arch_lr'\]"),
+])
+def test_bad_search_section_fails_at_the_config_check(changes, match):
+    """tools/train.py's config check refuses a bad das_search section
+    before any dataset or model is built (the hook reads it later)."""
+    from mmdas.utils import check_config_types
+    cfg = Config.fromfile(CLS_SEARCH)
+    cfg.merge_from_dict({f'das_search.{k}': v for k, v in changes.items()})
+    with pytest.raises(ValueError, match=match):
+        check_config_types(cfg)
+    check_config_types(Config.fromfile(CLS_SEARCH))  # the shipped one passes
+
 def test_inverse_warp_is_allowed_on_request(tmp_path, tiny_seg_root):
     runner, hook = _runner(
         tmp_path, tiny_seg_root, **{

@@ -75,7 +75,7 @@ HISTORY_FILE = 'das_alpha_history.json'
 HISTORY_PLOT = 'das_alpha_history.png'
 
 
-def _check_settings(settings: dict, field: str) -> dict:
+def check_search_settings(settings: dict, field: str) -> dict:
     """``settings`` merged over :data:`SEARCH_DEFAULTS`, validated."""
     settings = dict(settings)
     merged = copy.deepcopy(SEARCH_DEFAULTS)
@@ -247,7 +247,7 @@ class DASSearchHook(Hook):
     def __init__(self, **settings):
         self._own_settings = settings
         # validated now, so that a bad hook config fails when it is built
-        self.settings = _check_settings(settings, 'DASSearchHook')
+        self.settings = check_search_settings(settings, 'DASSearchHook')
         self.arch_optimizer = None
         self.arch_steps = 0
         self.history: List[dict] = []
@@ -264,7 +264,7 @@ class DASSearchHook(Hook):
                     "config's `das_search` section and by the hook's "
                     f'arguments {sorted(self._own_settings)}; keep one '
                     '(the `das_search` section).')
-            self.settings = _check_settings(section, 'das_search')
+            self.settings = check_search_settings(section, 'das_search')
             self._field = 'das_search'
         else:
             self._field = 'DASSearchHook'

@@ -156,7 +156,8 @@ def check_config_types(cfg: Config) -> None:
     names and, if the config lacks it, the ``custom_imports`` line mmdas
     components need.
     Then :func:`check_das_preprocessor` checks that a video model gets
-    the DAS data preprocessor.
+    the DAS data preprocessor, and a ``das_search`` section is validated as
+    :class:`~mmdas.engine.DASSearchHook` will read it.
 
     Raises:
         KeyError: If a ``type`` does not resolve.
@@ -191,6 +192,11 @@ def check_config_types(cfg: Config) -> None:
                 f'{scope!r} {registry_name} registry (config default_scope='
                 f'{scope!r}).{hint}')
     check_das_preprocessor(cfg)
+    if cfg.get('das_search') is not None:
+        # DASSearchHook reads this section only in before_run, after the
+        # datasets and the model are built: check it now
+        from mmdas.engine.das_search_hook import check_search_settings
+        check_search_settings(cfg.das_search, 'das_search')
 
 
 def _registered(type_name):
