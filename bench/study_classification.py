@@ -141,6 +141,11 @@ def parse_args(argv=None):
         '--equal-compute', action='store_true',
         help='also train every 2D arm for T x the epochs')
     parser.add_argument(
+        '--equal-compute-arms', nargs='+', metavar='ARM',
+        choices=[a for a, spec in ARMS.items() if spec[3]],
+        help='with --equal-compute: only these 2D arms get the T x run '
+        '(default: every 2D arm of --arms)')
+    parser.add_argument(
         '--searched-policy',
         help='DAS policy JSON selected by the search (DASSearchHook writes '
         '<work_dir>/policy.json); without it das_gsf_searched is skipped')
@@ -216,7 +221,9 @@ def build_jobs(args) -> list:
                           f'{args.test_subset}' for split in ('val', 'test')]
         config = arm_config(args.study_dir, arm, config)
         runs = schedules
-        if args.equal_compute and is_2d:
+        if args.equal_compute and is_2d and (
+                args.equal_compute_arms is None
+                or arm in args.equal_compute_arms):
             runs = schedules + [(args.epochs * args.num_frames,
                                  f'_x{args.num_frames}')]
         for epochs, suffix in runs:

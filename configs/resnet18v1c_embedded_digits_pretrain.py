@@ -18,11 +18,15 @@ model = dict(
         _delete_=True,
         type='mmseg.ResNetV1c',
         depth=18,
+        # the segmentor's half width (plain_deeplabv3plus_r18_embedded.py)
+        stem_channels=32,
+        base_channels=32,
         strides=(1, 2, 1, 1),
         dilations=(1, 1, 2, 4),
         contract_dilation=True,
         out_indices=(3, ),
-        norm_cfg=dict(type='BN', requires_grad=True)))
+        norm_cfg=dict(type='BN', requires_grad=True)),
+    head=dict(in_channels=256))
 
 data_root = 'data/embedded_digits_cls48'
 # the segmentor's normalisation, so that its backbone sees the same inputs

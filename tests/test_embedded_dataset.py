@@ -236,3 +236,44 @@ def test_classification_set_and_stock_custom_dataset(tmp_path):
                     for i in range(10))
     assert labels == list(range(10))
     assert tuple(dataset[0]['inputs'].shape) == (3, 32, 32)
+
+
+def test_separate_digits_never_touch_and_keep_every_stroke():
+    images, labels = load_mnist_digits()
+    pool = embedded.digit_pool(labels, 'train')
+    rng = np.random.default_rng(5)
+    gap = embedded.SEPARATION
+    kernel = np.ones((2 * gap + 1, ) * 2, np.uint8)
+    placed = 0
+    for _ in range(20):
+        _, label, placements = embedded.compose_canvas(
+            rng, images, labels, pool, canvas=96, items=4, separate=True)
+        inks = []
+        for k, y, x, patch in placements:
+            ink = np.zeros(label.shape, np.uint8)
+            ink[y:y + patch.shape[0], x:x + patch.shape[1]] = patch > 0
+            # nothing drawn later hides this digit: every stroke pixel
+            # keeps its own label
+            strokes = np.zeros(label.shape, bool)
+            strokes[y:y + patch.shape[0], x:x + patch.shape[1]] = \
+                patch > embedded.STROKE_THRESHOLD
+            assert (label[strokes] == labels[k] + 1).all()
+            inks.append(ink)
+        for i in range(len(inks)):
+            grown = cv2.dilate(inks[i], kernel).astype(bool)
+            for j in range(i + 1, len(inks)):
+                assert not (grown & inks[j].astype(bool)).any()
+        placed += len(placements)
+    # room is found for about half the digits asked (20 canvases x 4)
+    assert placed >= 40
+    # without separation, the same draws overlap somewhere
+    rng = np.random.default_rng(5)
+    hidden = 0
+    for _ in range(20):
+        _, label, placements = embedded.compose_canvas(
+            rng, images, labels, pool, canvas=96, items=4)
+        for k, y, x, patch in placements:
+            window = label[y:y + patch.shape[0], x:x + patch.shape[1]]
+            hidden += (window[patch > embedded.STROKE_THRESHOLD]
+                       != labels[k] + 1).sum()
+    assert hidden > 0

@@ -234,6 +234,16 @@ def test_classification_jobs_and_arms(tmp_path):
     types = [t['type'] for t in cfg.train_dataloader.dataset.pipeline]
     assert types[:2] == ['RandomCrop', 'RandomFlip'] and 'RandAugment' in types
     assert cfg.model.backbone.type == 'ResNet_CIFAR'
+    # the T x run for named 2D arms only
+    args = cls.parse_args([
+        '--study-dir', str(tmp_path), '--seeds', '0', '--arms', 'plain',
+        'randaugment', '--equal-compute', '--equal-compute-arms', 'plain',
+        '--num-frames', '4'
+    ])
+    assert sorted({j.key.split('/')[1] for j in cls.build_jobs(args)}) == [
+        'plain', 'plain_x4', 'randaugment']
+    with pytest.raises(SystemExit):  # a DAS arm has no T x run
+        cls.parse_args(['--equal-compute-arms', 'das_gsf'])
 
     policy = tmp_path / 'policy.json'
     DASPolicy([dict(op='scale', magnitude=1.05)], num_frames=6).dump(

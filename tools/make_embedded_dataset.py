@@ -21,7 +21,10 @@ DEFAULTS = {
     # the demo's set, so that `make demo` finds it already written
     'seg': dict(root='data/embedded_digits',
                 num_train=DEMO_SEG_SET['num_train'],
-                num_val=DEMO_SEG_SET['num_val'], size=DEMO_SEG_SET['canvas']),
+                num_val=DEMO_SEG_SET['num_val'], size=DEMO_SEG_SET['canvas'],
+                items_per_image=DEMO_SEG_SET['items_per_image'],
+                scale_range=DEMO_SEG_SET['scale_range'],
+                overlap=not DEMO_SEG_SET['separate']),
     'cls': dict(root='data/embedded_digits_cls', num_train=500, num_val=200,
                 size=32),
 }
@@ -40,15 +43,23 @@ def parse_args():
     parser.add_argument('--num-val', type=int, help='validation images')
     parser.add_argument('--size', type=int, help='image side in pixels')
     parser.add_argument(
-        '--items-per-image', type=int, default=4,
-        help='seg only: most digits pasted on one canvas')
+        '--items-per-image', type=int,
+        help='seg only: most digits pasted on one canvas (default: the '
+        "demo set's)")
+    parser.add_argument(
+        '--scale-range', type=float, nargs=2, metavar=('LOW', 'HIGH'),
+        help='seg only: digit box side as a fraction of the canvas '
+        "(default: the demo set's)")
+    parser.add_argument(
+        '--overlap', action='store_true', default=None,
+        help='seg only: let digits overlap (the demo set keeps them apart)')
     parser.add_argument('--seed', type=int, default=0, help='random seed')
     parser.add_argument(
         '--force', action='store_true',
         help='regenerate even if the same set exists')
     args = parser.parse_args()
     for key, value in DEFAULTS[args.task].items():
-        if getattr(args, key) is None:
+        if getattr(args, key, None) is None:
             setattr(args, key, value)
     return args
 
@@ -58,7 +69,11 @@ def main():
     kwargs = dict(num_train=args.num_train, num_val=args.num_val,
                   seed=args.seed)
     if args.task == 'seg':
-        kwargs.update(canvas=args.size, items_per_image=args.items_per_image)
+        kwargs.update(
+            canvas=args.size,
+            items_per_image=args.items_per_image,
+            scale_range=tuple(args.scale_range),
+            separate=not args.overlap)
     else:
         kwargs.update(size=args.size)
     if args.force:

@@ -220,7 +220,12 @@ def main():
         num_val=args.num_val,
         canvas=args.size,
         seed=args.seed,
-        progress=True)
+        progress=True,
+        # the demo set's layout: digits per canvas, their size, no overlaps
+        **{
+            key: DEMO_SEG_SET[key]
+            for key in ('items_per_image', 'scale_range', 'separate')
+        })
     print(f'data: {osp.abspath(args.data_root)} '
           f'({"written now" if made else "already present"})', flush=True)
 

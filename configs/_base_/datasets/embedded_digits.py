@@ -13,7 +13,7 @@ metainfo = dict(
     palette=[[0, 0, 0], [230, 25, 75], [60, 180, 75], [255, 225, 25],
              [0, 130, 200], [245, 130, 48], [145, 30, 180], [70, 240, 240],
              [240, 50, 230], [210, 245, 60], [250, 190, 212]])
-crop_size = (96, 96)  # = the demo canvas (tools/run_demo.py --size)
+crop_size = (80, 80)  # = the demo canvas (tools/run_demo.py --size)
 # mmdas' checked loaders raise an error naming the file when an image or
 # label does not decode, a label is not its image's size, or (num_classes
 # given) holds a class id the model does not have
@@ -27,7 +27,8 @@ train_pipeline = [
         scale=crop_size,
         # >= 1: a crop never needs padding, whose 255 labels break mmseg
         # 1.2.2 CrossEntropyLoss with class_weight
-        ratio_range=(1.0, 1.5),
+        # up to 1.25: larger crops would cut most digits in part
+        ratio_range=(1.0, 1.25),
         keep_ratio=True),
     # no cat_max_ratio: background covers >90% of every crop anyway
     dict(type='RandomCrop', crop_size=crop_size),
