@@ -69,8 +69,8 @@ def parse_args(argv=None):
         'Embedded-digits evidence study: DAS vs TTA', __doc__,
         ARMS)
     parser.add_argument(
-        '--iters', type=int, default=700,
-        help='training iterations of every model (the configs\' 700)')
+        '--iters', type=int, default=1100,
+        help='training iterations of every model (the configs\' 1100)')
     parser.add_argument('--tta-ratios', type=float, nargs='+',
                         default=[0.75, 1.0, 1.25])
     parser.add_argument('--tta-eq-ratios', type=float, nargs='+',
@@ -78,10 +78,10 @@ def parse_args(argv=None):
     parser.add_argument(
         '--data-root', default=osp.join('data', 'embedded_digits_study'),
         help='embedded set, written here unless the same one exists')
-    parser.add_argument('--num-train', type=int, default=200)
-    parser.add_argument('--num-val', type=int, default=50)
-    parser.add_argument('--size', type=int, default=96,
-                        help='canvas side (the configs\' crop is 96)')
+    parser.add_argument('--num-train', type=int, default=4000)
+    parser.add_argument('--num-val', type=int, default=100)
+    parser.add_argument('--size', type=int, default=80,
+                        help='canvas side (the configs\' crop is 80)')
     return parser.parse_args(argv)
 
 
@@ -217,10 +217,17 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     if not args.report_only:
-        from mmdas.datasets.embedded import ensure_embedded_dataset
+        from mmdas.datasets.embedded import (DEMO_SEG_SET,
+                                             ensure_embedded_dataset)
+        # the demo set's layout (digits per canvas, their size, apart)
+        layout = {
+            key: DEMO_SEG_SET[key]
+            for key in ('items_per_image', 'scale_range', 'separate')
+        }
         ensure_embedded_dataset(args.data_root, task='seg',
                                 num_train=args.num_train,
-                                num_val=args.num_val, canvas=args.size)
+                                num_val=args.num_val, canvas=args.size,
+                                **layout)
     jobs, frames = build_jobs(args)
     common.finish_study(
         args, argv, __file__, jobs, 'mIoU',
