@@ -111,3 +111,27 @@ def test_offline_download_failure_names_the_override(monkeypatch):
     with pytest.raises(RuntimeError, match=r"resnet50_v1c.*Without network.*"
                        r"`--cfg-options model\.pretrained=None`"):
         net.init_weights()
+
+
+@pytest.mark.parametrize('name', [
+    'plain_deeplabv3plus_r18_embedded', 'das_deeplabv3plus_r18_embedded'
+])
+def test_demo_classifier_layers_start_at_pytorchs_default_scale(name):
+    """The demo's conv_seg init reaches the 2D head through the fusion
+    head; mmseg's normal(std=0.01) start kept the demo near zero mIoU."""
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS
+    init_default_scope('mmseg')
+    cfg = Config.fromfile(osp.join(CONFIG_DIR, name + '.py'))
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    convs = {n: m for n, m in model.named_modules()
+             if n.endswith('conv_seg')}
+    assert len(convs) == 2  # decode and auxiliary head
+    for n, conv in convs.items():
+        fan_in = conv.weight[0].numel()
+        # kaiming_uniform(a=sqrt(5)): U(+-1/sqrt(fan_in)), std
+        # 1/sqrt(3 fan_in), far from mmseg's 0.01
+        expected = (3 * fan_in)**-0.5
+        assert conv.weight.std().item() == pytest.approx(expected, rel=0.3)
+        assert conv.weight.abs().max().item() <= fan_in**-0.5 + 1e-6
