@@ -217,17 +217,12 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     if not args.report_only:
-        from mmdas.datasets.embedded import (DEMO_SEG_SET,
+        from mmdas.datasets.embedded import (DEMO_SEG_LAYOUT,
                                              ensure_embedded_dataset)
-        # the demo set's layout (digits per canvas, their size, apart)
-        layout = {
-            key: DEMO_SEG_SET[key]
-            for key in ('items_per_image', 'scale_range', 'separate')
-        }
         ensure_embedded_dataset(args.data_root, task='seg',
                                 num_train=args.num_train,
                                 num_val=args.num_val, canvas=args.size,
-                                **layout)
+                                **DEMO_SEG_LAYOUT)
     jobs, frames = build_jobs(args)
     common.finish_study(
         args, argv, __file__, jobs, 'mIoU',

@@ -1,7 +1,7 @@
 # The demo job (`make demo`): DAS DeepLabV3+ with a GSF-ResNetV1c-18 (D8,
 # half width), trained from scratch on the embedded MNIST-digits segmentation
-# set, sized for 10 minutes on 2 CPU cores: 8 images x 4 frames per step. Plain 2D twin:
-# plain_deeplabv3plus_r18_embedded.py.
+# set, sized for 10 minutes on 2 CPU cores: 8 images x 4 frames per step.
+# Plain 2D twin: plain_deeplabv3plus_r18_embedded.py.
 _base_ = './plain_deeplabv3plus_r18_embedded.py'
 
 # T=4 rather than the paper's 8 keeps a CPU step affordable

@@ -277,3 +277,11 @@ def test_separate_digits_never_touch_and_keep_every_stroke():
             hidden += (window[patch > embedded.STROKE_THRESHOLD]
                        != labels[k] + 1).sum()
     assert hidden > 0
+
+
+@pytest.mark.parametrize('scale_range', [(0.6, 0.3), (0.0, 0.5), (0.5, 1.2)])
+def test_bad_scale_range_names_the_field(tmp_path, scale_range):
+    with pytest.raises(ValueError, match=r'scale_range=.*0 < low <= high'):
+        make_embedded_segmentation(
+            str(tmp_path / 'bad'), num_train=1, num_val=1, canvas=48,
+            scale_range=scale_range)

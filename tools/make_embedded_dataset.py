@@ -13,8 +13,8 @@ import time
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmdas.datasets.embedded import (DEMO_SEG_SET, MARKER,  # noqa: E402
-                                     ensure_embedded_dataset)
+from mmdas.datasets.embedded import (  # noqa: E402
+    DEMO_SEG_LAYOUT, DEMO_SEG_SET, MARKER, ensure_embedded_dataset)
 
 
 DEFAULTS = {
@@ -22,9 +22,9 @@ DEFAULTS = {
     'seg': dict(root='data/embedded_digits',
                 num_train=DEMO_SEG_SET['num_train'],
                 num_val=DEMO_SEG_SET['num_val'], size=DEMO_SEG_SET['canvas'],
-                items_per_image=DEMO_SEG_SET['items_per_image'],
-                scale_range=DEMO_SEG_SET['scale_range'],
-                overlap=not DEMO_SEG_SET['separate']),
+                items_per_image=DEMO_SEG_LAYOUT['items_per_image'],
+                scale_range=DEMO_SEG_LAYOUT['scale_range'],
+                overlap=not DEMO_SEG_LAYOUT['separate']),
     'cls': dict(root='data/embedded_digits_cls', num_train=500, num_val=200,
                 size=32),
 }

@@ -36,7 +36,8 @@ from typing import Dict
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from mmdas.datasets.embedded import (DEMO_CLS_SET, DEMO_SEG_SET,  # noqa
+from mmdas.datasets.embedded import (DEMO_CLS_SET, DEMO_SEG_LAYOUT,  # noqa
+                                     DEMO_SEG_SET,
                                      ensure_embedded_dataset)
 
 DEFAULTS = dict(
@@ -222,10 +223,7 @@ def main():
         seed=args.seed,
         progress=True,
         # the demo set's layout: digits per canvas, their size, no overlaps
-        **{
-            key: DEMO_SEG_SET[key]
-            for key in ('items_per_image', 'scale_range', 'separate')
-        })
+        **DEMO_SEG_LAYOUT)
     print(f'data: {osp.abspath(args.data_root)} '
           f'({"written now" if made else "already present"})', flush=True)
 

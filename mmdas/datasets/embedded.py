@@ -63,13 +63,9 @@ PLACEMENT_TRIES = 50
 #: model learns the digits' identity within the demo's 10 minutes. More
 #: canvases than the schedule repeats, and a test split of 100 canvases of
 #: the held-out digits.
-DEMO_SEG_SET = dict(
-    num_train=4000,
-    num_val=100,
-    canvas=80,
-    items_per_image=3,
-    scale_range=(0.35, 0.55),
-    separate=True)
+DEMO_SEG_LAYOUT = dict(
+    items_per_image=3, scale_range=(0.35, 0.55), separate=True)
+DEMO_SEG_SET = dict(num_train=4000, num_val=100, canvas=80, **DEMO_SEG_LAYOUT)
 #: The classification set ``tools/run_demo.py --pretrain`` first trains the
 #: backbone on (configs/resnet18v1c_embedded_digits_pretrain.py): one digit
 #: per 48-pixel canvas, about the size of the segmentation set's digits.
@@ -278,6 +274,12 @@ def make_embedded_segmentation(root: str,
     """
     assert canvas >= 32, 'canvas must be at least 32 pixels'
     assert items_per_image >= 1
+    low, high = scale_range
+    if not 0 < low <= high <= 1:
+        raise ValueError(
+            f'scale_range={tuple(scale_range)}: the digit box side is a '
+            'fraction of the canvas, so it needs 0 < low <= high <= 1 '
+            '(the demo set uses (0.35, 0.55))')
     images, labels = load_mnist_digits()
     for sub in ('img_dir', 'ann_dir'):
         shutil.rmtree(osp.join(root, sub), ignore_errors=True)
