@@ -19,9 +19,13 @@ fusing the per-frame logits (mean). The inverse warp of segmentation maps is
 timed by ``bench/bench_das_frames.py``.
 
 Steps are interleaved over the arms so that load changes hit all of them;
-the median is reported. Peak memory is CUDA's ``max_memory_allocated`` over a
-step (model, gradients and optimiser state included); it is not measured on a
-CPU. The table is printed as Markdown; ``--out`` also writes it to a file.
+the median is reported. Peak memory on a GPU is CUDA's ``max_memory_allocated``
+over a step (model, gradients and optimiser state included). A CPU has no such
+counter: there every arm and T is run again, for two steps, in a fresh child
+process, and the peak is that process's peak resident memory during the steps
+(``VmHWM``, reset before them) less its resident memory once the model and the
+input exist, i.e. what the steps add (activations, gradients, optimiser state). The table is printed as
+Markdown; ``--out`` also writes it to a file.
 
 Examples::
 
@@ -32,7 +36,8 @@ Examples::
         --device cpu --depth 18 --crop 64 --batch 2 --iters 3
 """
 import argparse
-import copy
+import multiprocessing as mp
+import os
 import os.path as osp
 import sys
 import time
@@ -152,6 +157,47 @@ def das_overhead(images, frames, device, iters):
     return median(make[1:]), median(fuse[1:])
 
 
+def _status_bytes(field: str) -> int:
+    """``VmRSS`` (resident memory now) or ``VmHWM`` (its peak) of this
+    process, from Linux's ``/proc/self/status``."""
+    with open('/proc/self/status') as f:
+        for line in f:
+            if line.startswith(field + ':'):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f'no {field} in /proc/self/status (Linux only)')
+
+
+def _cpu_step_peak(arm, frames, args, queue):
+    """Child process: the resident memory two training steps add."""
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    images = torch.randn(args.batch, 3, args.crop, args.crop)
+    video = images[:, None].expand(-1, frames, -1, -1, -1).contiguous()
+    labels = torch.randint(0, args.classes, (args.batch, ))
+    model = Classifier(arm, args.depth, frames, args.classes).train()
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    before = _status_bytes('VmRSS')
+    with open('/proc/self/clear_refs', 'w') as f:
+        f.write('5')  # restart VmHWM here: imports peak higher than a step
+    for _ in range(2):  # the second step holds momentum buffers as well
+        timed_step(model, opt, video, labels, 'cpu')
+    queue.put(_status_bytes('VmHWM') - before)
+
+
+def cpu_step_peaks(frames, args):
+    """Peak memory of a step of every arm, each in a fresh process."""
+    ctx = mp.get_context('spawn')
+    peaks = {}
+    for arm in args.arms:
+        queue = ctx.Queue()
+        proc = ctx.Process(target=_cpu_step_peak,
+                           args=(arm, frames, args, queue))
+        proc.start()
+        peaks[arm] = queue.get()
+        proc.join()
+    return peaks
+
+
 def median(values):
     values = sorted(values)
     return values[len(values) // 2]
@@ -183,6 +229,8 @@ def measure(frames, args):
     del models, opts
     if device.startswith('cuda'):
         torch.cuda.empty_cache()
+    elif not args.no_cpu_memory:
+        peaks = cpu_step_peaks(frames, args)
     return ({arm: median(v) for arm, v in times.items()}, peaks, make, fuse)
 
 
@@ -203,7 +251,11 @@ def main():
     parser.add_argument('--iters', type=int, default=10,
                         help='timed steps per arm (after one warm-up)')
     parser.add_argument('--out', help='also write the Markdown table here')
+    parser.add_argument('--no-cpu-memory', action='store_true',
+                        help='on a CPU, skip the peak-memory runs (one '
+                        'child process per arm and T)')
     args = parser.parse_args()
+    args.threads = torch.get_num_threads()
     from mmengine.registry import init_default_scope
     init_default_scope('mmpretrain')
     if args.device.startswith('cuda'):
@@ -215,10 +267,12 @@ def main():
             f'{args.crop} per step, {args.classes} classes, median of '
             f'{args.iters} steps; {name}; torch {torch.__version__}')
     print(head, flush=True)
-    mem = args.device.startswith('cuda')
+    mem = args.device.startswith('cuda') or not args.no_cpu_memory
+    peak_name = ('peak (GiB)' if args.device.startswith('cuda') else
+                 'step peak RSS (GiB)')
     lines = [head, '',
              '| T | ' + ' | '.join(f'{a} step (ms)' for a in args.arms) +
-             (' | ' + ' | '.join(f'{a} peak (GiB)' for a in args.arms)
+             (' | ' + ' | '.join(f'{a} {peak_name}' for a in args.arms)
               if mem else '') +
              ' | GSF / 3D | GSF / 2D | frames + fusion / GSF step |',
              '|---' * (len(args.arms) * (2 if mem else 1) + 4) + '|']

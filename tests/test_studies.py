@@ -438,3 +438,20 @@ def test_study_scripts_help():
             [sys.executable, osp.join(REPO, 'bench', name), '--help'],
             capture_output=True, text=True, check=True).stdout
         assert '--jobs' in out and '--seeds' in out and '--device' in out
+
+
+def test_video_cost_cpu_peak_memory_grows_with_frames():
+    """The CPU peak-memory probe of bench/bench_video_cost.py measures the
+    step, not the process: more frames per image hold more activations."""
+    import argparse
+
+    import bench_video_cost as video_cost
+    args = argparse.Namespace(batch=2, crop=96, classes=10, depth=18,
+                              threads=1, arms=['GSF', '3D'])
+    one = video_cost.cpu_step_peaks(1, args)
+    eight = video_cost.cpu_step_peaks(8, args)
+    for arm in args.arms:
+        assert 0 < one[arm] < eight[arm], (arm, one, eight)
+    # 3x3 convs over time: the 3D net's weights, gradients and momentum
+    # are about 3x ResNet-18's 45 MB each
+    assert one['3D'] > one['GSF'] + 100 * 2**20, one
