@@ -18,7 +18,11 @@ T=4, ``rotate`` 8 degrees per step, with ``fusion='mean'`` or the default
 - ``2d_dastest``: the 2D model with DAS frames at test time only
   (``tools/test.py --das-test-policy``: the DAS config's policy, no temporal
   module, inverse-warp fusion; 4 passes);
-- ``das_mean``, ``das_inverse_warp``: the DAS models (4 passes).
+- ``das_mean``, ``das_inverse_warp``: the DAS models (4 passes);
+- ``2d_xT``, ``2d_xT_tta_eq``: a fourth model, the 2D one trained for T x
+  the iterations, tested plainly and with the ``2d_tta_eq`` TTA. A DAS step
+  runs the network on T frames of each image, so this is the 2D model at
+  equal training compute: what a user with a fixed budget would compare.
 
 Reported: mIoU mean ± std over seeds, test-time cost per image, training
 time per iteration, and the arms at equal inference cost (as many forward
@@ -52,6 +56,7 @@ MODELS = {
     '2d': (PLAIN, []),
     'das_mean': (DAS, MEAN_FUSION),
     'das_inverse_warp': (DAS, []),
+    '2d_xT': (PLAIN, []),  # trained for T x the iterations
 }
 ARMS = {
     '2d': '2D model',
@@ -60,6 +65,9 @@ ARMS = {
     '2d_dastest': '2D + DAS frames at test time (inverse warp)',
     'das_mean': 'DAS GSF, fusion mean',
     'das_inverse_warp': 'DAS GSF, fusion inverse_warp',
+    '2d_xT': '2D model, T x the iterations (equal training compute)',
+    '2d_xT_tta_eq': '2D model, T x the iterations, + mmseg TTA (scales '
+                    'only, T passes)',
 }
 
 
@@ -129,15 +137,22 @@ def build_jobs(args) -> list:
     ]
     policy_path, frames = das_policy_file(args.study_dir)
     warmup = max(1, min(20, args.iters // 5))
-    train_opts = data_opts + [
-        f'train_cfg.max_iters={args.iters}',
-        f'train_cfg.val_interval={args.iters}',
-        f'param_scheduler.0.end={warmup}',
-        f'param_scheduler.1.begin={warmup}',
-        f'param_scheduler.1.end={args.iters}',
-        f'default_hooks.checkpoint.interval={args.iters}',
-        'default_hooks.checkpoint.max_keep_ckpts=1',
-    ] + common.LOG_EVERY_ITER
+
+    def train_opts(iters: int) -> list:
+        return data_opts + [
+            f'train_cfg.max_iters={iters}',
+            f'train_cfg.val_interval={iters}',
+            f'param_scheduler.0.end={warmup}',
+            f'param_scheduler.1.begin={warmup}',
+            f'param_scheduler.1.end={iters}',
+            f'default_hooks.checkpoint.interval={iters}',
+            'default_hooks.checkpoint.max_keep_ckpts=1',
+        ] + common.LOG_EVERY_ITER
+
+    iters = {model: args.iters for model in MODELS}
+    iters['2d_xT'] = args.iters * frames
+    tta_eq = tta_config(args.study_dir, 'tta_scales', args.tta_eq_ratios,
+                        False)
     test_opts = data_opts + common.LOG_EVERY_ITER
     tests = {  # arm -> (model, config, extra args, extra options, passes)
         '2d': ('2d', PLAIN, [], [], 1),
@@ -145,14 +160,14 @@ def build_jobs(args) -> list:
                    tta_config(args.study_dir, 'tta_flip_scales',
                               args.tta_ratios, True), ['--tta'], [],
                    2 * len(args.tta_ratios)),
-        '2d_tta_eq': ('2d',
-                      tta_config(args.study_dir, 'tta_scales',
-                                 args.tta_eq_ratios, False), ['--tta'], [],
-                      len(args.tta_eq_ratios)),
+        '2d_tta_eq': ('2d', tta_eq, ['--tta'], [], len(args.tta_eq_ratios)),
         '2d_dastest': ('2d', PLAIN, ['--das-test-policy', policy_path], [],
                        frames),
         'das_mean': ('das_mean', DAS, [], MEAN_FUSION, frames),
         'das_inverse_warp': ('das_inverse_warp', DAS, [], [], frames),
+        '2d_xT': ('2d_xT', PLAIN, [], [], 1),
+        '2d_xT_tta_eq': ('2d_xT', tta_eq, ['--tta'], [],
+                         len(args.tta_eq_ratios)),
     }
     models = sorted({tests[arm][0] for arm in args.arms},
                     key=list(MODELS).index)
@@ -165,8 +180,9 @@ def build_jobs(args) -> list:
                     f'train/{model}/seed{seed}',
                     'train',
                     config,
-                    opts + train_opts + [f'randomness.seed={seed}'],
-                    meta=dict(model=model, seed=seed)))
+                    opts + train_opts(iters[model]) +
+                    [f'randomness.seed={seed}'],
+                    meta=dict(model=model, seed=seed, iters=iters[model])))
         for arm in args.arms:
             model, config, tool_args, opts, passes = tests[arm]
             jobs.append(
@@ -184,27 +200,36 @@ def build_jobs(args) -> list:
 
 def report(args, argv, rows, machine, frames) -> None:
     header = ['arm', 'what', 'trained model', 'passes/image', 'mIoU (%)',
-              'seeds', 'test ms/image', 'train s/iter']
+              'seeds', 'test ms/image', 'train iters', 'train s/iter',
+              'train s/run']
 
     def cells(row):
+        iters = args.iters * (frames if row['model'] == '2d_xT' else 1)
+        per_iter = row['train_s_per_iter']
         return [f'`{row["name"]}`', row['description'], f'`{row["model"]}`',
                 row['passes'], common.fmt(row['mean'], row['std']), row['n'],
-                common.fmt(row['test_ms_per_image'], digits=2),
-                common.fmt(row['train_s_per_iter'], digits=3)]
+                common.fmt(row['test_ms_per_image'], digits=2), iters,
+                common.fmt(per_iter, digits=3),
+                common.fmt(per_iter * iters, digits=0)]
 
     sections = [('All arms', header, [cells(r) for r in rows]),
                 (f'At equal inference cost ({frames} forward passes per '
                  'image)', header,
-                 [cells(r) for r in rows if r['passes'] == frames])]
+                 [cells(r) for r in rows if r['passes'] == frames]),
+                (f'At equal training compute (the 2D model for {frames} x '
+                 'the iterations)', header,
+                 [cells(r) for r in rows
+                  if r['model'] in ('2d_xT', 'das_mean', 'das_inverse_warp')])]
     notes = [
         f'Setting: DeepLabV3+ ResNetV1c-18 D8 from scratch, {args.iters} '
-        f'iterations, embedded digits ({args.num_train} train / '
+        f'iterations ({args.iters * frames} for `2d_xT`), embedded digits '
+        f'({args.num_train} train / '
         f'{args.num_val} test images of {args.size} px), T = {frames}. '
         'mIoU is mean ± sample std over the seeds. Times are means over '
         f'seeds, taken with {args.jobs} runs sharing the device '
         f'({args.device}); see bench/study_common.py for what they include. '
-        'The 2D model is trained with batch 8, the DAS models with batch 4 x '
-        f'{frames} frames (the configs\' settings).'
+        'Every model is trained with batch 8 images (the configs\' '
+        f'setting); a DAS step runs the network on 8 x {frames} frames.'
     ]
     common.write_report(args.md, 'Embedded-digits study: DAS vs TTA', argv,
                         machine, sections, notes)

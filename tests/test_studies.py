@@ -257,6 +257,33 @@ def test_classification_jobs_and_arms(tmp_path):
     assert job.meta['passes'] == 6
 
 
+def test_segmentation_jobs_equal_compute_model(tmp_path):
+    """The 2D model at equal training compute trains T x the iterations,
+    with the same warm-up, and both its arms test that checkpoint."""
+    sys.path.insert(0, osp.join(REPO, 'bench'))
+    import study_segmentation as seg
+    args = seg.parse_args([
+        '--study-dir', str(tmp_path), '--seeds', '3', '--iters', '100',
+        '--arms', '2d', '2d_xT', '2d_xT_tta_eq'
+    ])
+    jobs, frames = seg.build_jobs(args)
+    jobs = {j.key: j for j in jobs}
+    assert frames == 4
+    assert sorted(jobs) == [
+        'test/2d/seed3', 'test/2d_xT/seed3', 'test/2d_xT_tta_eq/seed3',
+        'train/2d/seed3', 'train/2d_xT/seed3'
+    ]
+    long, short = jobs['train/2d_xT/seed3'], jobs['train/2d/seed3']
+    assert 'train_cfg.max_iters=400' in long.options
+    assert 'param_scheduler.1.end=400' in long.options
+    assert 'train_cfg.max_iters=100' in short.options
+    assert 'param_scheduler.0.end=20' in long.options  # same warm-up
+    assert long.config == short.config
+    tta = jobs['test/2d_xT_tta_eq/seed3']
+    assert tta.checkpoint_of == 'train/2d_xT/seed3' and '--tta' in tta.args
+    assert tta.meta['passes'] == 4
+
+
 def test_augmentation_pipelines_run_on_grey_images():
     """mmpretrain's RandAugment/AutoAugment ops and torchvision's
     TrivialAugmentWide on a 28x28 grey image, as the study applies them."""
