@@ -24,8 +24,8 @@ over a step (model, gradients and optimiser state included). A CPU has no such
 counter: there every arm and T is run again, for two steps, in a fresh child
 process, and the peak is that process's peak resident memory during the steps
 (``VmHWM``, reset before them) less its resident memory once the model and the
-input exist, i.e. what the steps add (activations, gradients, optimiser state). The table is printed as
-Markdown; ``--out`` also writes it to a file.
+input exist: what the steps add (activations, gradients, optimiser state).
+The table is printed as Markdown; ``--out`` also writes it to a file.
 
 Examples::
 
@@ -37,10 +37,10 @@ Examples::
 """
 import argparse
 import multiprocessing as mp
-import os
 import os.path as osp
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -167,7 +167,7 @@ def _status_bytes(field: str) -> int:
     raise RuntimeError(f'no {field} in /proc/self/status (Linux only)')
 
 
-def _cpu_step_peak(arm, frames, args, queue):
+def _cpu_step_peak(arm, frames, args):
     """Child process: the resident memory two training steps add."""
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -181,20 +181,18 @@ def _cpu_step_peak(arm, frames, args, queue):
         f.write('5')  # restart VmHWM here: imports peak higher than a step
     for _ in range(2):  # the second step holds momentum buffers as well
         timed_step(model, opt, video, labels, 'cpu')
-    queue.put(_status_bytes('VmHWM') - before)
+    return _status_bytes('VmHWM') - before
 
 
 def cpu_step_peaks(frames, args):
     """Peak memory of a step of every arm, each in a fresh process."""
-    ctx = mp.get_context('spawn')
     peaks = {}
     for arm in args.arms:
-        queue = ctx.Queue()
-        proc = ctx.Process(target=_cpu_step_peak,
-                           args=(arm, frames, args, queue))
-        proc.start()
-        peaks[arm] = queue.get()
-        proc.join()
+        # a new pool per arm: a fresh process whose errors reach the caller
+        with ProcessPoolExecutor(
+                1, mp_context=mp.get_context('spawn')) as pool:
+            peaks[arm] = pool.submit(_cpu_step_peak, arm, frames,
+                                     args).result()
     return peaks
 
 

@@ -2,7 +2,8 @@
 # The Fashion-MNIST study of docs/benchmarks.md at full width (ResNet_CIFAR-18
 # with 64 channels) on one GPU, in the CPU study's setting otherwise: the first
 # 4,000 training images, 4 epochs, batch 64, T = 4 frames, 3 seeds, the first
-# 5,000 test images. Sized for a short GPU lease (one H100: about 7 minutes).
+# 5,000 test images. Sized for a short GPU lease: on one H100 it took 400 +
+# 167 s in two calls (LIMIT seconds each; the second resumed the first).
 #
 # The searched arm uses the policy that the CPU study's search selected
 # (work_dirs/search_fmnist_cpu/policy.json, written by

@@ -2,7 +2,8 @@
 segmentation set (issue 12, segmentation).
 
 DeepLabV3+ with a ResNetV1c-18 (D8), trained from scratch, the same
-iterations and seeds for every model. Three models are trained per seed:
+iterations and seeds for every model (but ``2d_xT``, below). Three models
+are trained per seed for the issue's arms:
 ``2d`` (``configs/plain_deeplabv3plus_r18_embedded.py``), ``das_mean`` and
 ``das_inverse_warp`` (``configs/das_deeplabv3plus_r18_embedded.py``, GSF,
 T=4, ``rotate`` 8 degrees per step, with ``fusion='mean'`` or the default
@@ -25,9 +26,9 @@ T=4, ``rotate`` 8 degrees per step, with ``fusion='mean'`` or the default
   equal training compute: what a user with a fixed budget would compare.
 
 Reported: mIoU mean ± std over seeds, test-time cost per image, training
-time per iteration, and the arms at equal inference cost (as many forward
-passes per image as DAS frames). See ``bench/study_common.py`` for what is
-measured and how the study resumes.
+time per iteration and per run, the arms at equal inference cost (as many
+forward passes per image as DAS frames) and at equal training compute. See
+``bench/study_common.py`` for what is measured and how the study resumes.
 
 Examples::
 
@@ -129,6 +130,12 @@ def das_policy_file(study_dir: str) -> tuple:
     return path, policy.num_frames
 
 
+def train_iters(model: str, args, frames: int) -> int:
+    """Training iterations of ``model``: ``--iters``, or T x as many for
+    the 2D model at equal training compute."""
+    return args.iters * (frames if model == '2d_xT' else 1)
+
+
 def build_jobs(args) -> list:
     data_root = osp.abspath(args.data_root)
     data_opts = [
@@ -149,8 +156,6 @@ def build_jobs(args) -> list:
             'default_hooks.checkpoint.max_keep_ckpts=1',
         ] + common.LOG_EVERY_ITER
 
-    iters = {model: args.iters for model in MODELS}
-    iters['2d_xT'] = args.iters * frames
     tta_eq = tta_config(args.study_dir, 'tta_scales', args.tta_eq_ratios,
                         False)
     test_opts = data_opts + common.LOG_EVERY_ITER
@@ -175,14 +180,14 @@ def build_jobs(args) -> list:
     for seed in args.seeds:
         for model in models:
             config, opts = MODELS[model]
+            iters = train_iters(model, args, frames)
             jobs.append(
                 common.Job(
                     f'train/{model}/seed{seed}',
                     'train',
                     config,
-                    opts + train_opts(iters[model]) +
-                    [f'randomness.seed={seed}'],
-                    meta=dict(model=model, seed=seed, iters=iters[model])))
+                    opts + train_opts(iters) + [f'randomness.seed={seed}'],
+                    meta=dict(model=model, seed=seed, iters=iters)))
         for arm in args.arms:
             model, config, tool_args, opts, passes = tests[arm]
             jobs.append(
@@ -204,7 +209,7 @@ def report(args, argv, rows, machine, frames) -> None:
               'train s/run']
 
     def cells(row):
-        iters = args.iters * (frames if row['model'] == '2d_xT' else 1)
+        iters = train_iters(row['model'], args, frames)
         per_iter = row['train_s_per_iter']
         return [f'`{row["name"]}`', row['description'], f'`{row["model"]}`',
                 row['passes'], common.fmt(row['mean'], row['std']), row['n'],

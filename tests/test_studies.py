@@ -482,3 +482,9 @@ def test_video_cost_cpu_peak_memory_grows_with_frames():
     # 3x3 convs over time: the 3D net's weights, gradients and momentum
     # are about 3x ResNet-18's 45 MB each
     assert one['3D'] > one['GSF'] + 100 * 2**20, one
+    # a child that fails reports its error instead of leaving the parent
+    # waiting for a number
+    args.arms = ['GSF']
+    args.depth = 19
+    with pytest.raises(KeyError, match='19'):
+        video_cost.cpu_step_peaks(1, args)
