@@ -504,10 +504,8 @@ class DASSearchHook(Hook):
         self._resumed_rng = state['arch_rng']
 
     # ---- selection ----------------------------------------------------------
-    def select(self, runner) -> dict:
-        """Perturbation-based and argmax selection
-        (:class:`~mmdas.engine.SearchSelection`); writes the policies and the
-        record to the work dir (rank 0) and returns the record."""
+    def selection(self, runner) -> SearchSelection:
+        """The end-of-search selection of this (set-up) search."""
         return SearchSelection(
             runner,
             cell=self.cell,
@@ -518,4 +516,10 @@ class DASSearchHook(Hook):
             build_loader=partial(self._build_loader, runner),
             loader_cfg=self._loader_cfg,
             arch_params=self.arch_params,
-            field=self._field).run()
+            field=self._field)
+
+    def select(self, runner) -> dict:
+        """Perturbation-based and argmax selection
+        (:class:`~mmdas.engine.SearchSelection`); writes the policies and the
+        record to the work dir (rank 0) and returns the record."""
+        return self.selection(runner).run()

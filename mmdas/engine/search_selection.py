@@ -38,11 +38,12 @@ SELECTION_FILE = 'das_selection.json'
 #: selection.
 SELECTION_BUDGET = 0.1
 #: The cost of one search iteration (an α step and a weight step, each a
-#: forward and backward pass on one batch) in evaluation batches (one
-#: forward pass without gradients on a batch of the same size): 6 by the
-#: count of passes (a backward pass costs about two forward passes); the
-#: measured ratio on the demo search config is in docs/das_search.md.
-ITER_COST_IN_EVAL_BATCHES = 6.0
+#: forward and backward pass on a batch it loads) in evaluation batches (a
+#: forward pass without gradients on a batch of the same size, loaded too).
+#: Counting passes gives 6 (a backward pass costs about two forwards);
+#: measured on the demo search config it is about 5 (CPU,
+#: bench/bench_selection_cost.py, docs/das_search.md); 4.5 leaves a margin.
+ITER_COST_IN_EVAL_BATCHES = 4.5
 
 # seed offsets of the selection's own streams (the search uses 0 to 3)
 _EVAL_SEED, _TUNE_SEED = 4, 5
