@@ -28,10 +28,9 @@ Example (CPU)::
         --search-iters 20
 """
 import argparse
-import json
-import os
 import os.path as osp
 import statistics
+import sys
 import tempfile
 import time
 
@@ -47,6 +46,8 @@ from mmdas.engine import DASSearchHook, task_metric
 from mmdas.engine.data_streams import Cycle, RngStream
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from bench_search_cost import load_or_measure  # noqa: E402
 SEARCH = osp.join(REPO, 'configs', 'das_search_deeplabv3plus_r18_embedded.py')
 
 
@@ -184,15 +185,7 @@ def noise_table(record, per_batch, subsets):
 
 def main():
     args = parse_args()
-    if osp.exists(args.out) and not args.force:
-        with open(args.out) as f:
-            result = json.load(f)
-        print(f'{args.out} exists (use --force to measure again)')
-    else:
-        result = measure(args)
-        os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
-        with open(args.out, 'w') as f:
-            json.dump(result, f, indent=2)
+    result = load_or_measure(args, measure)
     print(f"search iteration {result['search_iteration_s']:.2f} s, "
           f"evaluation batch {result['eval_batch_s']:.2f} s (means, "
           'alternating): one search iteration costs '
