@@ -452,6 +452,10 @@ def test_auto_eval_batches_keeps_the_selection_within_its_budget(
     assert 0.09 * 1100 < cost <= 0.1 * 1100
     assert auto_eval_batches(10**6, 6, 0, 250) == 250  # the whole α part
     assert auto_eval_batches(2, 6, 0, 250) == 1  # never none
+    # the shortest shipped search (embedded digits cls: 3 epochs of 8
+    # batches) still stays within the budget with its single batch
+    assert auto_eval_batches(24, 6, 0, 8) == 1
+    assert 6 * 1 / ITER_COST_IN_EVAL_BATCHES <= 0.1 * 24
     # tuning shares the budget
     assert auto_eval_batches(1100, 84, 4 * 50, 250) < auto_eval_batches(
         1100, 84, 0, 250)
