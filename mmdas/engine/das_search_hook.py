@@ -515,8 +515,7 @@ class DASSearchHook(Hook):
             split=self.split,
             build_loader=partial(self._build_loader, runner),
             loader_cfg=self._loader_cfg,
-            arch_params=self.arch_params,
-            field=self._field)
+            arch_params=self.arch_params)
 
     def select(self, runner) -> dict:
         """Perturbation-based and argmax selection

@@ -99,8 +99,6 @@ class SearchSelection:
         loader_cfg (dict): The training loader's config.
         arch_params (list[Tensor]): The search's α parameters; the
             gradients tuning steps leave on them are dropped.
-        field (str): The settings' name in messages. Defaults to
-            ``'das_search'``.
     """
 
     def __init__(self,
@@ -112,8 +110,7 @@ class SearchSelection:
                  split: dict,
                  build_loader: Callable,
                  loader_cfg: dict,
-                 arch_params: list,
-                 field: str = 'das_search'):
+                 arch_params: list):
         self.runner = runner
         self.cell = cell
         self.model = model
@@ -122,7 +119,6 @@ class SearchSelection:
         self.seed = seed
         self.split = split
         self.arch_params = arch_params
-        self.field = field
         # a fixed, seeded sample of the α part (shuffled: a data set stored
         # class by class must not give its first classes only)
         self.eval_loader = build_loader(
