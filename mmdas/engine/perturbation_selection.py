@@ -203,6 +203,10 @@ def task_metric(model,
     train mode (the supernet's running statistics describe a mixture of
     ops) and summed over all ranks.
 
+    A segmentor is scored on each batch's whole (padded) canvas, where the
+    padding's labels are ``ignore_index``: the same pixel accuracy and mIoU
+    as mmseg's ``IoUMetric`` (``aAcc``, ``mIoU``) on the unpadded images.
+
     Args:
         model: An mmseg segmentor or an mmpretrain classifier (unwrapped).
         batches (Iterable[dict]): Collated data batches (a dataloader).
