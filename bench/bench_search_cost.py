@@ -152,17 +152,24 @@ def measure(args):
         medians['supernet_weight_step'])
 
 
-def main():
-    args = parse_args()
+def load_or_measure(args, measure) -> dict:
+    """The result in ``args.out``, or ``measure(args)`` written there
+    (always with ``args.force``)."""
     if osp.exists(args.out) and not args.force:
         with open(args.out) as f:
             result = json.load(f)
         print(f'{args.out} exists (use --force to measure again)')
-    else:
-        result = measure(args)
-        os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
-        with open(args.out, 'w') as f:
-            json.dump(result, f, indent=2)
+        return result
+    result = measure(args)
+    os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
+    with open(args.out, 'w') as f:
+        json.dump(result, f, indent=2)
+    return result
+
+
+def main():
+    args = parse_args()
+    result = load_or_measure(args, measure)
     for name, value in result['medians'].items():
         print(f'{name}: {value:.3f} s (median)')
     print(f"search iteration / twin training step: "

@@ -48,10 +48,10 @@ def test_selection_keeps_the_op_whose_masking_hurts_most(num_nodes):
     with torch.no_grad():
         cell.alphas.copy_(-penalty)
     alphas = cell.alphas.detach().clone()
-    tuned = []
+    tuned, lines = [], []
     result = PerturbationSelection(
         cell, _known_drops(cell, penalty), tune=lambda: tuned.append(
-            cell.edge_weights().clone()), seed=3).run()
+            cell.edge_weights().clone()), seed=3, log=lines.append).run()
 
     best = [cell.ops[i] for i in penalty.argmax(-1).tolist()]
     assert result['genotype'] == best
@@ -73,6 +73,18 @@ def test_selection_keeps_the_op_whose_masking_hurts_most(num_nodes):
     # the cell is back on its α
     assert cell._fixed_weights is None
     assert torch.equal(cell.alphas, alphas)
+    # a line per evaluation, each saying how many are left
+    total = num_edges * (num_ops + 1)
+    left = [int(n) for n in re.findall(r'(\d+) left', '\n'.join(lines))]
+    assert left == list(range(total - 1, -1, -1))
+    first = result['steps'][0]
+    op = cell.ops[1]
+    assert any(
+        re.match(rf"edge {first['edge']} \(1 of {num_edges}\): {op} "
+                 rf"masked: metric [0-9.]+, drop "
+                 rf"\+{first['masked'][op]['drop']:.4f} \[3 evaluations "
+                 rf'done, {total - 3} left, about \d+ min \d+ s\]', line)
+        for line in lines), lines[:3]
 
 
 def test_frozen_cell_file_loads_in_the_preprocessor(tmp_path):
@@ -102,6 +114,10 @@ def test_frozen_cell_file_loads_in_the_preprocessor(tmp_path):
     (dict(train_portoin=0.5), r"unknown keys \['train_portoin'\]"),
     (dict(selection=dict(criterion='loss')), 'selection.criterion'),
     (dict(arch_optimizer='adam'), 'arch_optimizer'),
+    (dict(selection=dict(eval_batches=0)),
+     r"selection.eval_batches: 0 must be an integer >= 1, None .* 'auto'"),
+    (dict(selection=dict(eval_batches='all')), 'selection.eval_batches'),
+    (dict(selection=dict(tune_lr_mult=0)), 'selection.tune_lr_mult: 0'),
 ])
 def test_bad_settings_fail_when_the_hook_is_built(settings, match):
     with pytest.raises(ValueError, match=match):
@@ -221,6 +237,232 @@ def test_inverse_warp_is_allowed_on_request(tmp_path, tiny_seg_root):
             'das_search.allow_inverse_warp': True
         })
     hook.setup(runner)
+    model, head = runner.model, runner.model.decode_head
+    assert head.fusion == 'inverse_warp'
+    with torch.no_grad():  # rotate dominates
+        hook.cell.alphas[0, hook.cell.ops.index('rotate')] = 3.0
+    # the search trains with it: an α step moves α
+    alpha0 = hook.cell.alphas.detach().clone()
+    assert 0 < hook.arch_step(runner) < 100
+    assert not torch.equal(hook.cell.alphas, alpha0)
+    # and the head warps back with the dominant op's maps: not the mean
+    with torch.no_grad(), torch.random.fork_rng():
+        data = model.data_preprocessor(next(iter(hook.arch_loader)), True)
+        logits = head.forward(model.extract_feat(data['inputs']))
+        warped = head.fuse(logits, data['data_samples'])
+        head.fusion = 'mean'
+        mean = head.fuse(logits, data['data_samples'])
+    assert warped.shape == mean.shape == (2, 11) + logits.shape[-2:]
+    assert (warped - mean).abs().max() > 1e-3
+
+
+# ---- the selection's data, metric and tuning --------------------------------
+def _fingerprints(model, monkeypatch):
+    """Record the raw inputs of every batch the model's preprocessor sees."""
+    seen = []
+    pre = model.data_preprocessor
+    forward = pre.forward
+
+    def recording(data, training=False):
+        seen.append(torch.stack([x.clone() for x in data['inputs']]))
+        return forward(data, training)
+
+    monkeypatch.setattr(pre, 'forward', recording)
+    return seen
+
+
+def test_every_masked_op_sees_the_same_batches_with_persistent_workers(
+        tmp_path, tiny_seg_root, monkeypatch):
+    """Persistent workers keep their random state from one pass to the
+    next: evaluations must not inherit them from the training loader."""
+    runner, hook = _runner(
+        tmp_path, tiny_seg_root, **{
+            'train_dataloader.num_workers': 2,
+            'train_dataloader.persistent_workers': True,
+            'das_search.selection.eval_batches': 1,
+        })
+    hook.setup(runner)
+    assert hook.arch_loader.persistent_workers  # the search's stream is
+    seen = _fingerprints(runner.model, monkeypatch)
+    hook.select(runner)
+    # one batch per evaluation: nothing masked, then each of the 5 ops
+    assert len(seen) == 6
+    for batch in seen[1:]:
+        assert torch.equal(batch, seen[0])
+    # the pipeline does draw (PhotoMetricDistortion): two passes of a
+    # persistent loader differ, so the equality above is the fix's
+    loader = hook._build_loader(
+        runner, hook.split['arch'], 0,
+        dict(runner.cfg.train_dataloader,
+             sampler=dict(type='DefaultSampler', shuffle=False)))
+    assert loader.persistent_workers
+    passes = [[b['inputs'][0] for b in loader][0] for _ in range(2)]
+    assert not torch.equal(*passes)
+
+
+class _PaddingSegmentor(torch.nn.Module):
+    """An mmseg-like segmentor whose logits are its input's first three
+    channels: its predictions are known. Resized as mmseg's decode heads
+    resize (``BaseDecodeHead.predict_by_feat``)."""
+
+    def __init__(self, size):
+        super().__init__()
+        from types import SimpleNamespace
+
+        from mmseg.models.data_preprocessor import SegDataPreProcessor
+        self.data_preprocessor = SegDataPreProcessor(size=size)
+        self.decode_head = SimpleNamespace(
+            num_classes=3, ignore_index=255, align_corners=False)
+        self.scale = torch.nn.Parameter(torch.ones(()))
+
+    def encode_decode(self, inputs, metas):
+        from mmseg.models.decode_heads.decode_head import BaseDecodeHead
+        return BaseDecodeHead.predict_by_feat(self.decode_head,
+                                              inputs[:, :3] * self.scale,
+                                              metas)
+
+
+def _seg_batch(sizes, seed=0):
+    """Images of ``sizes`` (uint8) with labels, a tenth of them ignored."""
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+    gen = torch.Generator().manual_seed(seed)
+    inputs, samples = [], []
+    for h, w in sizes:
+        inputs.append(torch.randint(0, 256, (3, h, w), generator=gen,
+                                    dtype=torch.uint8))
+        label = torch.randint(0, 3, (1, h, w), generator=gen)
+        label[torch.rand(1, h, w, generator=gen) < 0.1] = 255
+        sample = SegDataSample(metainfo=dict(img_shape=(h, w),
+                                             ori_shape=(h, w)))
+        sample.gt_sem_seg = PixelData(data=label)
+        samples.append(sample)
+    return dict(inputs=inputs, data_samples=samples)
+
+
+@pytest.mark.parametrize('sizes', [[(8, 8), (6, 5)], [(6, 5), (8, 8)]])
+def test_task_metric_equals_mmseg_iou_metric_on_padded_batches(sizes):
+    from mmseg.evaluation import IoUMetric
+
+    from mmdas.engine import task_metric
+    model = _PaddingSegmentor(size=(8, 8))
+    batches = [_seg_batch(sizes, seed=0), _seg_batch(sizes[::-1], seed=1)]
+    # mmseg's IoUMetric on the same predictions, each image unpadded
+    metric = IoUMetric(iou_metrics=['mIoU'])
+    metric.dataset_meta = dict(classes=('a', 'b', 'c'))
+    for batch in batches:
+        metric.process(batch, [
+            dict(pred_sem_seg=dict(data=x[:3].float().argmax(0)[None]),
+                 gt_sem_seg=dict(data=s.gt_sem_seg.data))
+            for x, s in zip(batch['inputs'], batch['data_samples'])
+        ])
+    expected = metric.compute_metrics(metric.results)
+    assert 20 < expected['aAcc'] < 50  # random labels: about a third right
+    import copy
+    assert task_metric(model, copy.deepcopy(batches),
+                       'accuracy') == pytest.approx(expected['aAcc'],
+                                                    abs=0.005)
+    assert task_metric(model, copy.deepcopy(batches),
+                       'mIoU') == pytest.approx(expected['mIoU'], abs=0.005)
+
+
+def test_task_metric_refuses_padding_it_would_score():
+    from mmdas.engine import task_metric
+    model = _PaddingSegmentor(size=(8, 8))
+    model.data_preprocessor.seg_pad_val = 0
+    with pytest.raises(ValueError, match=r'seg_pad_val=0.*ignore_index=255'
+                       r'.*model.data_preprocessor.seg_pad_val=255'):
+        task_metric(model, [_seg_batch([(8, 8), (6, 5)])])
+
+
+def test_selection_metric_on_a_padded_batch_of_the_search_model(
+        tmp_path, tiny_seg_root):
+    """The real search model on 32x32 and 24x20 images padded to 32x32, in
+    both orders: with every pixel predicted as class 3, pixel accuracy is
+    the share of class 3 among the labelled pixels of both images (padding
+    excluded)."""
+    from mmdas.engine import task_metric
+    runner, hook = _runner(tmp_path, tiny_seg_root)
+    model = runner.model
+    with torch.no_grad():
+        conv = model.decode_head.conv_seg
+        conv.weight.zero_()
+        conv.bias.copy_(torch.arange(11) == 3)
+    for order in (1, -1):
+        batch = _seg_batch([(32, 32), (24, 20)][::order], seed=2)
+        for sample in batch['data_samples']:
+            sample.gt_sem_seg.data[:, :4] = 3  # the class is present
+        labels = torch.cat([s.gt_sem_seg.data.flatten()
+                            for s in batch['data_samples']])
+        labels = labels[labels != 255]
+        expected = 100.0 * float((labels == 3).sum()) / labels.numel()
+        assert task_metric(model, [batch]) == pytest.approx(expected,
+                                                            abs=1e-4)
+        present = len(labels.unique())
+        assert task_metric(model, [batch], 'mIoU') == pytest.approx(
+            expected / present, abs=1e-4)
+
+
+def test_tuning_runs_at_the_initial_learning_rate(tmp_path, tiny_seg_root,
+                                                  monkeypatch):
+    """After a poly schedule the lr is near eta_min; tuning uses each
+    group's initial lr x tune_lr_mult, and restores the decayed one."""
+    runner, hook = _runner(
+        tmp_path, tiny_seg_root, **{
+            'model.data_preprocessor.cell.num_nodes': 2,
+            'das_search.selection': dict(tune_iters=2, tune_lr_mult=0.5),
+        })
+    hook.setup(runner)
+    base_lr = runner.cfg.optim_wrapper.optimizer.lr
+    schedulers = runner.build_param_scheduler(runner.cfg.param_scheduler)
+    for _ in range(runner.cfg.train_cfg.max_iters - 1):
+        for scheduler in schedulers:
+            scheduler.step()
+    wrapper = runner.optim_wrapper
+    groups = wrapper.optimizer.param_groups
+    decayed = [g['lr'] for g in groups]
+    assert max(decayed) < base_lr / 100
+    seen = []
+    step = wrapper.step
+
+    def recording(**kwargs):
+        seen.append([g['lr'] for g in groups])
+        return step(**kwargs)
+
+    monkeypatch.setattr(wrapper, 'step', recording)
+    before = _weights(runner.model)
+    alphas = hook.cell.alphas.detach().clone()
+    hook.selection(runner).tune()
+    assert seen == [[base_lr * 0.5] * len(groups)] * 2
+    assert [g['lr'] for g in groups] == decayed
+    assert any(not torch.equal(v, before[n])
+               for n, v in _weights(runner.model).items())
+    assert torch.equal(hook.cell.alphas, alphas)  # α is not tuned
+    assert hook.cell.alphas.grad is None
+
+
+def test_auto_eval_batches_keeps_the_selection_within_its_budget():
+    from mmdas.engine.search_selection import (ITER_COST_IN_EVAL_BATCHES,
+                                               SELECTION_BUDGET,
+                                               auto_eval_batches)
+    # the demo search: 1100 iterations, one edge of 5 ops, 250 batches
+    batches = auto_eval_batches(1100, 6, 0, 250)
+    assert batches == int(SELECTION_BUDGET * 1100 *
+                          ITER_COST_IN_EVAL_BATCHES / 6)
+    cost = 6 * batches / ITER_COST_IN_EVAL_BATCHES  # in search iterations
+    assert 0.09 * 1100 < cost <= 0.1 * 1100
+    assert auto_eval_batches(10**6, 6, 0, 250) == 250  # the whole α part
+    assert auto_eval_batches(2, 6, 0, 250) == 1  # never none
+    # the shortest shipped search (embedded digits cls: 3 epochs of 8
+    # batches) still stays within the budget with its single batch
+    assert auto_eval_batches(24, 6, 0, 8) == 1
+    assert 6 * 1 / ITER_COST_IN_EVAL_BATCHES <= 0.1 * 24
+    # tuning shares the budget
+    assert auto_eval_batches(1100, 84, 4 * 50, 250) < auto_eval_batches(
+        1100, 84, 0, 250)
+    # the hook's default ('auto') resolved from the search's length: see
+    # _check_drops_independently (2 iterations: 1 batch)
+    assert DASSearchHook().settings['selection']['eval_batches'] == 'auto'
 
 
 # ---- end to end through tools/train.py --------------------------------------
@@ -248,7 +490,66 @@ def _search_outputs(work_dir, ops):
     return policy, record
 
 
-def test_segmentation_search_then_training_twin(tiny_seg_root, tmp_path):
+def _check_drops_independently(tmp_path, root, work, record, monkeypatch):
+    """Each masked op's metric in ``record`` recomputed from the search's
+    final checkpoint along a path of its own: softmax of the checkpoint's α
+    with one weight zeroed (no renormalisation), BN on batch statistics
+    and no dropout, pixel accuracy counted over the labelled pixels. Wrong
+    masking, BN mode or metric in the selection would fail it."""
+    import copy
+    runner, hook = _runner(tmp_path, root, **{'train_cfg.max_iters': 2})
+    hook.setup(runner)
+    runner.load_checkpoint(osp.join(work, 'iter_2.pth'))
+    # the batches the selection evaluates on (their sameness across
+    # evaluations is tested above)
+    batches = []
+    pre = runner.model.data_preprocessor
+    forward = pre.forward
+    monkeypatch.setattr(
+        pre, 'forward', lambda data, training=False:
+        (batches.append(copy.deepcopy(data)), forward(data, training))[1])
+    selection = hook.selection(runner)
+    assert selection.num_batches == record['eval_batches'] == 1
+    selection.evaluate()
+    monkeypatch.undo()
+
+    model = copy.deepcopy(runner.model)
+    model.eval()
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.train()
+    alphas = _final(work, 2)['state_dict']['data_preprocessor.cell.alphas']
+    cell = model.data_preprocessor.cell
+    step, = record['perturbation']['steps']
+    for op in [None, *cell.ops]:
+        weights = torch.softmax(alphas.float(), -1)
+        if op is not None:
+            weights[0, cell.ops.index(op)] = 0
+        cell.set_edge_weights(weights)
+        correct = counted = 0
+        with torch.no_grad():
+            for batch in batches:
+                data = model.data_preprocessor(copy.deepcopy(batch), True)
+                samples = data['data_samples']
+                logits = model.encode_decode(data['inputs'],
+                                             [s.metainfo for s in samples])
+                gt = torch.stack([s.gt_sem_seg.data[0] for s in samples])
+                assert logits.shape[-2:] == gt.shape[-2:] == (32, 32)
+                valid = gt != 255
+                correct += int((logits.argmax(1) == gt)[valid].sum())
+                counted += int(valid.sum())
+        metric = 100.0 * correct / counted
+        if op is None:
+            assert step['base_metric'] == pytest.approx(metric, abs=1e-4)
+        else:
+            assert step['masked'][op]['metric'] == pytest.approx(
+                metric, abs=1e-4), op
+            assert step['masked'][op]['drop'] == pytest.approx(
+                step['base_metric'] - metric, abs=1e-4), op
+
+
+def test_segmentation_search_then_training_twin(tiny_seg_root, tmp_path,
+                                               monkeypatch):
     work = str(tmp_path / 'search')
     log = run_tool(TRAIN + [
         SEG_SEARCH, '--work-dir', work, '--cfg-options',
@@ -264,6 +565,8 @@ def test_segmentation_search_then_training_twin(tiny_seg_root, tmp_path):
     policy, record = _search_outputs(
         work, ('identity', 'translate_x', 'translate_y', 'scale', 'rotate'))
     assert policy.num_frames == 4
+    _check_drops_independently(tmp_path, tiny_seg_root, work, record,
+                               monkeypatch)
     # softmax(α) reached the visualisation backend (LocalVisBackend here)
     scalars, = glob.glob(osp.join(work, '*', 'vis_data', 'scalars.json'))
     steps = [json.loads(line) for line in open(scalars)

@@ -14,9 +14,13 @@ the search:
   loss of the model in train mode, differentiated with respect to α only,
   averaged over ranks, applied by the α optimiser (Adam by default);
 - softmax(α) is logged, sent to the visualisation backends and recorded;
-- at the end, the op of each edge is selected by perturbation
-  (:mod:`mmdas.engine.perturbation_selection`) and by argmax(α), and the
-  policy file, the selection record and the α history go to the work dir.
+- at the end, the α history goes to the work dir and
+  :class:`~mmdas.engine.SearchSelection` (``search_selection.py``) selects
+  the op of each edge by perturbation and by argmax(α) and writes the
+  policy files and the selection record.
+
+The hook owns the bilevel loop and its state (the split, the α optimiser,
+the α part's data stream, the history), which checkpoints carry.
 
 The hook is configured by the config's ``das_search`` section (the single
 place; see :data:`SEARCH_DEFAULTS`) or, without one, by its own keyword
@@ -25,10 +29,9 @@ arguments.
 import copy
 import json
 import os.path as osp
-import random
-from typing import Dict, List, Optional
+from functools import partial
+from typing import List, Optional
 
-import numpy as np
 import torch
 from mmengine.dist import all_reduce, get_dist_info, is_main_process
 from mmengine.hooks import Hook
@@ -39,11 +42,10 @@ from mmengine.registry import OPTIMIZERS
 from mmdas.datasets.dataset_part import DatasetPart, split_indices
 from mmdas.models.das_cell import DASCell
 from mmdas.models.frozen_das_cell import FrozenDASCell
-from mmdas.policy import DASPolicy
 from mmdas.registry import HOOKS
-from .perturbation_selection import (CRITERIA, EDGE_ORDERS,
-                                     PerturbationSelection, is_segmentor,
-                                     task_metric)
+from .data_streams import Cycle, RngStream
+from .perturbation_selection import CRITERIA, EDGE_ORDERS, is_segmentor
+from .search_selection import SearchSelection
 
 #: Every ``das_search`` key and its default.
 SEARCH_DEFAULTS = dict(
@@ -64,13 +66,13 @@ SEARCH_DEFAULTS = dict(
         criterion='accuracy',  # 'accuracy' (pixel acc. for seg) or 'mIoU'
         edge_decision='random',  # order of the edges: 'random'|'sequential'
         tune_iters=50,  # weight steps between two edge decisions
-        tune_lr_mult=0.1,  # learning-rate factor while tuning
-        eval_batches=None,  # α-part batches per evaluation (None: all)
+        # factor on each param group's initial learning rate while tuning
+        tune_lr_mult=0.1,
+        # α-part batches per evaluation: an int, None (all) or 'auto' (the
+        # most that keep the selection within 10% of the search's time)
+        eval_batches='auto',
     ))
 
-POLICY_FILE = 'policy.json'
-ARGMAX_POLICY_FILE = 'policy_argmax.json'
-SELECTION_FILE = 'das_selection.json'
 HISTORY_FILE = 'das_alpha_history.json'
 HISTORY_PLOT = 'das_alpha_history.png'
 
@@ -121,91 +123,24 @@ def check_search_settings(settings: dict, field: str) -> dict:
         raise ValueError(f'{field}.selection.edge_decision: '
                          f'{sel["edge_decision"]!r}; valid choices are '
                          f'{list(EDGE_ORDERS)}.')
-    for key in ('tune_iters', 'eval_batches'):
-        value = sel[key]
-        if value is not None and (isinstance(value, bool) or
-                                  not isinstance(value, int) or value < 0):
-            raise ValueError(f'{field}.selection.{key}: {value!r} must be '
-                             'an integer >= 0' +
-                             (' or None.' if key == 'eval_batches' else '.'))
+    value = sel['tune_iters']
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f'{field}.selection.tune_iters: {value!r} must be '
+                         'an integer >= 0.')
+    value = sel['eval_batches']
+    if value not in (None, 'auto') and (isinstance(value, bool) or
+                                        not isinstance(value, int)
+                                        or value < 1):
+        raise ValueError(
+            f'{field}.selection.eval_batches: {value!r} must be an integer '
+            ">= 1, None (the whole alpha part) or 'auto' (the most batches "
+            'that keep the selection within 10% of the search\'s time).')
+    mult = sel['tune_lr_mult']
+    if isinstance(mult, bool) or not isinstance(mult,
+                                                (int, float)) or mult <= 0:
+        raise ValueError(f'{field}.selection.tune_lr_mult: {mult!r} must be '
+                         'a number > 0, e.g. 0.1.')
     return merged
-
-
-class _RngStream:
-    """Own states of Python's, numpy's and torch's (CPU) global RNGs.
-
-    Inside ``with stream:`` the global generators continue this stream;
-    outside they continue where they were. The α part's data pipeline and
-    forward pass draw from it, so the weight part's random stream is that of
-    an ordinary run (and replays exactly on resume), and the stream's own
-    state goes into the checkpoint.
-    """
-
-    def __init__(self, seed: int):
-        gen = torch.Generator().manual_seed(seed)
-        self.state = dict(
-            python=random.Random(seed).getstate(),
-            numpy=np.random.RandomState(seed % 2**32).get_state(),
-            torch=gen.get_state())
-
-    def __enter__(self):
-        self.outside = dict(
-            python=random.getstate(),
-            numpy=np.random.get_state(),
-            torch=torch.get_rng_state())
-        self._set(self.state)
-
-    def __exit__(self, *exc):
-        self.state = dict(
-            python=random.getstate(),
-            numpy=np.random.get_state(),
-            torch=torch.get_rng_state())
-        self._set(self.outside)
-
-    @staticmethod
-    def _set(state):
-        random.setstate(state['python'])
-        np.random.set_state(state['numpy'])
-        torch.set_rng_state(state['torch'])
-
-    # checkpoints hold only tensors and plain Python values
-    def state_dict(self) -> dict:
-        version, internal, gauss = self.state['python']
-        name, keys, pos, has_gauss, cached = self.state['numpy']
-        return dict(
-            python=[version, list(internal), gauss],
-            numpy=[name, torch.from_numpy(keys.astype(np.int64)), int(pos),
-                   int(has_gauss), float(cached)],
-            torch=self.state['torch'].clone())
-
-    def load_state_dict(self, state: dict) -> None:
-        version, internal, gauss = state['python']
-        name, keys, pos, has_gauss, cached = state['numpy']
-        self.state = dict(
-            python=(version, tuple(internal), gauss),
-            numpy=(name, keys.cpu().numpy().astype(np.uint32), pos, has_gauss,
-                   cached),
-            torch=state['torch'].cpu())
-
-
-class _Cycle:
-    """Endless iteration over a dataloader, one sampler epoch after another
-    (without the pause of mmengine's ``_InfiniteDataloaderIterator``)."""
-
-    def __init__(self, loader):
-        self.loader = loader
-        self.epoch = 0
-        self._iter = iter(loader)
-
-    def __next__(self):
-        try:
-            return next(self._iter)
-        except StopIteration:
-            self.epoch += 1
-            if hasattr(self.loader.sampler, 'set_epoch'):
-                self.loader.sampler.set_epoch(self.epoch)
-            self._iter = iter(self.loader)
-            return next(self._iter)
 
 
 @HOOKS.register_module()
@@ -228,7 +163,10 @@ class DASSearchHook(Hook):
       those of its dominant op only). Defaults to False.
     - ``selection`` (dict): ``enable``, ``criterion`` (``'accuracy'``: top-1
       or pixel accuracy; ``'mIoU'``), ``edge_decision`` (``'random'`` or
-      ``'sequential'``), ``tune_iters``, ``tune_lr_mult``, ``eval_batches``.
+      ``'sequential'``), ``tune_iters``, ``tune_lr_mult`` (a factor on
+      each param group's initial learning rate), ``eval_batches`` (an int,
+      None for the whole α part, or ``'auto'``: the most batches that keep
+      the selection within 10% of the search's time; the default).
 
     What it writes to the work dir at the end (rank 0):
     ``policy.json`` (perturbation-selected; a
@@ -335,6 +273,7 @@ class DASSearchHook(Hook):
         full = loop.dataloader.dataset
         if isinstance(full, DatasetPart):  # set up twice (select_policy)
             full = full.dataset
+        self._full_dataset = full
         loader_cfg = copy.deepcopy(runner._train_dataloader)
         if not isinstance(loader_cfg, dict):
             loader_cfg = copy.deepcopy(runner.cfg.train_dataloader)
@@ -344,28 +283,27 @@ class DASSearchHook(Hook):
                           loader_cfg.get('batch_size', 1))
         self.split = dict(weights=weight_idx, arch=arch_idx)
 
-        def build(indices, seed_offset, sampler=None):
-            cfg = copy.deepcopy(loader_cfg)
-            cfg['dataset'] = DatasetPart(full, indices)
-            if sampler is not None:
-                cfg['sampler'] = sampler
-            return runner.build_dataloader(
-                cfg,
-                seed=self.seed + seed_offset,
-                diff_rank_seed=runner._randomness_cfg.get(
-                    'diff_rank_seed', False))
-
-        weight_loader = build(weight_idx, 0)
+        self._loader_cfg = loader_cfg
+        weight_loader = self._build_loader(runner, weight_idx, self.seed)
         self._set_train_loader(runner, weight_loader)
-        self.arch_loader = build(arch_idx, 1)
-        # a finite, fixed pass over the α part for selection
-        self.eval_loader = build(
-            arch_idx, 2, sampler=dict(type='DefaultSampler', shuffle=False))
-        self.arch_iter = _Cycle(self.arch_loader)
-        self.arch_rng = _RngStream(self.seed + 1)
+        self.arch_loader = self._build_loader(runner, arch_idx, self.seed + 1)
+        self.arch_iter = Cycle(self.arch_loader)
+        self.arch_rng = RngStream(self.seed + 1)
         self.arch_optimizer = OPTIMIZERS.build(
             dict(s['arch_optimizer'], params=self.arch_params))
         self._ready = True
+
+    def _build_loader(self, runner, indices: List[int], seed: int,
+                      loader_cfg: Optional[dict] = None):
+        """A dataloader of ``indices`` of the training set, built from
+        ``loader_cfg`` (the training loader's by default) with ``seed``."""
+        cfg = copy.deepcopy(loader_cfg or self._loader_cfg)
+        cfg['dataset'] = DatasetPart(self._full_dataset, indices)
+        return runner.build_dataloader(
+            cfg,
+            seed=seed,
+            diff_rank_seed=runner._randomness_cfg.get('diff_rank_seed',
+                                                      False))
 
     def _check_sizes(self, total, num_weight, num_arch, batch_size) -> None:
         _, world_size = get_dist_info()
@@ -430,7 +368,7 @@ class DASSearchHook(Hook):
             # replay the α part's sampler to where the search stopped; the
             # pipeline's draws go to a throw-away stream, then the saved one
             # takes over
-            with _RngStream(self.seed + 3):
+            with RngStream(self.seed + 3):
                 for _ in range(self.arch_steps):
                     next(self.arch_iter)
             self.arch_rng.load_state_dict(self._resumed_rng)
@@ -566,120 +504,21 @@ class DASSearchHook(Hook):
         self._resumed_rng = state['arch_rng']
 
     # ---- selection ----------------------------------------------------------
-    def select(self, runner) -> dict:
-        """Perturbation-based and argmax selection; writes the policies and
-        the record to the work dir (rank 0) and returns the record."""
-        sel = self.settings['selection']
-        cell, model = self.cell, self.model
-        logger = runner.logger
-
-        def evaluate() -> float:
-            batches = self._eval_batches(sel['eval_batches'])
-            with _RngStream(self.seed + 4):  # the same crops every time
-                return task_metric(model, batches, sel['criterion'])
-
-        tune = None
-        if sel['tune_iters'] and cell.num_edges > 1:
-            weight_iter = _Cycle(runner.train_loop.dataloader)
-            tune_rng = _RngStream(self.seed + 5)
-
-            def tune() -> None:
-                wrapper = runner.optim_wrapper
-                groups = [g for o in (wrapper.values() if isinstance(
-                    wrapper, OptimWrapperDict) else [wrapper])
-                          for g in o.optimizer.param_groups]
-                saved = [g['lr'] for g in groups]
-                for g in groups:
-                    g['lr'] *= sel['tune_lr_mult']
-                runner.model.train()
-                with tune_rng:
-                    for _ in range(sel['tune_iters']):
-                        runner.model.train_step(
-                            next(weight_iter), optim_wrapper=wrapper)
-                        for param in self.arch_params:
-                            param.grad = None
-                for g, lr in zip(groups, saved):
-                    g['lr'] = lr
-
-        logger.info('DAS search: perturbation-based selection on the alpha '
-                    f"part ({sel['criterion']})")
-        result = PerturbationSelection(
-            cell,
-            evaluate,
-            tune=tune,
-            edge_order=sel['edge_decision'],
+    def selection(self, runner) -> SearchSelection:
+        """The end-of-search selection of this (set-up) search."""
+        return SearchSelection(
+            runner,
+            cell=self.cell,
+            model=self.model,
+            settings=self.settings,
             seed=self.seed,
-            log=logger.info).run()
-        weights = cell.edge_weights().detach().float().cpu()
-        record = dict(
-            criterion=sel['criterion'],
-            ops=list(cell.ops),
-            num_nodes=cell.num_nodes,
-            perturbation=result,
-            argmax=dict(genotype=cell.genotype(), weights=weights.tolist()),
-            alphas=cell.alphas.detach().cpu().tolist(),
-            policy_file=POLICY_FILE,
-            argmax_policy_file=ARGMAX_POLICY_FILE,
-            split=dict(
-                seed=self.seed,
-                train_portion=self.settings['train_portion'],
-                num_weight_samples=len(self.split['weights']),
-                num_arch_samples=len(self.split['arch'])),
-            iter=runner.iter)
-        logger.info(f"DAS search: perturbation selects {result['genotype']}, "
-                    f'argmax(alpha) selects {cell.genotype()}')
-        if is_main_process():
-            work_dir = runner.work_dir
-            self.policy_data(result['genotype'], osp.join(
-                work_dir, POLICY_FILE))
-            self.policy_data(cell.genotype(),
-                             osp.join(work_dir, ARGMAX_POLICY_FILE))
-            with open(osp.join(work_dir, SELECTION_FILE), 'w') as f:
-                json.dump(record, f, indent=2)
-            # the shipped configs (mmseg and mmpretrain) set the DAS
-            # preprocessor in the model; a config may set it at top level
-            key = ('model.data_preprocessor' if 'data_preprocessor' in
-                   runner.cfg.get('model', {}) else 'data_preprocessor')
-            path = osp.join(work_dir, POLICY_FILE)
-            logger.info(f'DAS search: wrote {path}; train the training '
-                        f'twin with --cfg-options {key}.policy={path}')
-        return record
+            split=self.split,
+            build_loader=partial(self._build_loader, runner),
+            loader_cfg=self._loader_cfg,
+            arch_params=self.arch_params)
 
-    def _eval_batches(self, limit: Optional[int]):
-        for i, batch in enumerate(self.eval_loader):
-            if limit is not None and i >= limit:
-                return
-            yield batch
-
-    def policy_data(self, genotype: List[str], path: str) -> Dict:
-        """Write the policy of ``genotype`` to ``path``: a
-        :class:`DASPolicy` for a single edge, a frozen cell file otherwise."""
-        cell = self.cell
-        # the shortest decimal of each float32 magnitude (0.05, not
-        # 0.05000000074505806): the same float32 when it is read back
-        mags = {
-            op: float(str(np.float32(cell._magnitude(o).item())))
-            for o, op in enumerate(cell.ops)
-        }
-        if cell.num_edges == 1:
-            op = genotype[0]
-            transforms = [dict(op=op)] if op == 'identity' else [
-                dict(op=op, magnitude=mags[op])
-            ]
-            data = DASPolicy(
-                transforms, num_frames=cell.num_frames,
-                profile=cell.profile).to_dict()
-        else:
-            data = dict(
-                type='FrozenDASCell',
-                ops=list(cell.ops),
-                magnitudes={op: v
-                            for op, v in mags.items() if op != 'identity'},
-                num_frames=cell.num_frames,
-                profile=cell.profile,
-                num_nodes=cell.num_nodes,
-                genotype=list(genotype))
-        with open(path, 'w') as f:
-            json.dump(data, f, indent=2)
-            f.write('\n')
-        return data
+    def select(self, runner) -> dict:
+        """Perturbation-based and argmax selection
+        (:class:`~mmdas.engine.SearchSelection`); writes the policies and the
+        record to the work dir (rank 0) and returns the record."""
+        return self.selection(runner).run()

@@ -12,7 +12,8 @@ that loop on any cell with ``edge_weights``/``set_edge_weights``;
 mIoU (segmentation) of an mmpretrain or mmseg model.
 """
 import random
-from typing import Callable, Dict, Iterable, List, Optional
+import time
+from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 import torch
 from mmengine.dist import all_reduce
@@ -39,7 +40,9 @@ class PerturbationSelection:
         edge_order (str): ``'random'`` (darts-pt's default) or
             ``'sequential'``. Defaults to ``'random'``.
         seed (int): Seed of the random edge order. Defaults to 0.
-        log (Callable[[str], None], optional): Progress messages.
+        log (Callable[[str], None], optional): Progress messages: one line
+            per evaluation (the metric, the drop, how many evaluations are
+            left and about how long they take) and one per decided edge.
     """
 
     def __init__(self,
@@ -65,9 +68,21 @@ class PerturbationSelection:
             random.Random(self.seed).shuffle(edges)
         return edges
 
-    def _measure(self, weights: Tensor) -> float:
+    def _timed(self, weights: Tensor) -> float:
+        """The metric with the cell on ``weights``."""
+        start = time.perf_counter()
         self.cell.set_edge_weights(weights)
-        return float(self.evaluate())
+        metric = float(self.evaluate())
+        self._spent += time.perf_counter() - start
+        self._done += 1
+        return metric
+
+    def _progress(self, message: str, left: int) -> None:
+        """Log a measured metric with the evaluations left and their time
+        (at the mean time of the evaluations so far, tuning excluded)."""
+        eta = self._spent / self._done * left
+        self.log(f'{message} [{self._done} evaluations done, {left} left, '
+                 f'about {int(eta // 60)} min {int(eta % 60):02d} s]')
 
     def run(self) -> dict:
         """Decide every edge.
@@ -80,21 +95,30 @@ class PerturbationSelection:
         """
         ops = self.cell.ops
         current = self.cell.edge_weights().detach().clone().float()
+        order = self._order()
         steps = []
+        self._done, self._spent = 0, 0.0
         try:
-            for n, edge in enumerate(self._order()):
-                base = self._measure(current)
+            for n, edge in enumerate(order):
+                where = f'edge {edge} ({n + 1} of {len(order)})'
+                # masking an absent op changes nothing: it is not measured
+                todo = [o for o in range(len(ops)) if current[edge, o] != 0]
+                left = 1 + len(todo) + (len(order) - n - 1) * (len(ops) + 1)
+                base = self._timed(current)
+                self._progress(f'{where}: metric {base:.4f} with nothing '
+                               'masked', left - 1)
                 masked: Dict[str, dict] = {}
-                for o, op in enumerate(ops):
-                    if current[edge, o] == 0:
-                        continue  # already absent: masking changes nothing
+                for k, o in enumerate(todo):
                     weights = current.clone()
                     weights[edge, o] = 0.0
-                    metric = self._measure(weights)
-                    masked[op] = dict(
+                    metric = self._timed(weights)
+                    masked[ops[o]] = dict(
                         metric=metric,
                         drop=base - metric,
                         weight=float(current[edge, o]))
+                    self._progress(
+                        f'{where}: {ops[o]} masked: metric {metric:.4f}, '
+                        f'drop {base - metric:+.4f}', left - 2 - k)
                 # the op whose removal hurts most; ties go to the larger α
                 kept = max(masked,
                            key=lambda op: (masked[op]['drop'],
@@ -104,7 +128,7 @@ class PerturbationSelection:
                 steps.append(
                     dict(edge=edge, base_metric=base, masked=masked,
                          kept=kept))
-                self.log(f'edge {edge}: metric {base:.4f}; drop when '
+                self.log(f'{where}: metric {base:.4f}; drop when '
                          'masked: ' + ', '.join(
                              f"{op} {m['drop']:+.4f}"
                              for op, m in masked.items()) + f' -> {kept}')
@@ -143,6 +167,29 @@ class _BatchNormTrainMode:
         self.model.train(self.was_training)
 
 
+def _seg_prediction(model, inputs: Tensor, samples) -> Tuple[Tensor, Tensor]:
+    """Predicted and true labels ``[N, H, W]`` on the padded batch canvas.
+
+    In training mode (which pads the labels like the images, with the
+    preprocessor's ``seg_pad_val``) mmseg stores each image's *unpadded*
+    size as ``img_shape`` and its decode head resizes the logits to image
+    0's: wrong for every batch the preprocessor padded. The logits are
+    resized to the whole canvas instead; the padding's labels are ignored.
+    """
+    size = tuple(inputs.shape[-2:])
+    metas = [dict(s.metainfo, img_shape=size, pad_shape=size)
+             for s in samples]
+    pred = model.encode_decode(inputs, metas).argmax(1)
+    gt = torch.stack([s.gt_sem_seg.data[0] for s in samples])
+    if pred.shape != gt.shape:
+        raise ValueError(
+            f'task_metric: the labels of the batch have shape '
+            f'{tuple(gt.shape)}, the predictions {tuple(pred.shape)} (the '
+            f'network input is {size}); the data preprocessor must pad the '
+            'labels like the images (mmseg does in training mode).')
+    return pred, gt
+
+
 def is_segmentor(model) -> bool:
     """Whether ``model`` is an mmseg ``EncoderDecoder``-like segmentor."""
     return hasattr(model, 'encode_decode') and hasattr(model, 'decode_head')
@@ -155,6 +202,10 @@ def task_metric(model,
     """The task metric of ``model`` on ``batches``, in percent, with BN in
     train mode (the supernet's running statistics describe a mixture of
     ops) and summed over all ranks.
+
+    A segmentor is scored on each batch's whole (padded) canvas, where the
+    padding's labels are ``ignore_index``: the same pixel accuracy and mIoU
+    as mmseg's ``IoUMetric`` (``aAcc``, ``mIoU``) on the unpadded images.
 
     Args:
         model: An mmseg segmentor or an mmpretrain classifier (unwrapped).
@@ -170,6 +221,15 @@ def task_metric(model,
                                    "'accuracy'") + '.')
     device = next(model.parameters()).device
     num_classes = model.decode_head.num_classes if segmentor else 0
+    if segmentor:
+        ignore = model.decode_head.ignore_index
+        pad = getattr(model.data_preprocessor, 'seg_pad_val', ignore)
+        if pad != ignore:
+            raise ValueError(
+                f'task_metric: the data preprocessor pads labels with '
+                f'seg_pad_val={pad}, but the decode head ignores '
+                f'ignore_index={ignore}: padded pixels would be scored. Set '
+                f'model.data_preprocessor.seg_pad_val={ignore}.')
     # correct, counted, then per-class intersection and union
     stats = torch.zeros(2 + 2 * num_classes, dtype=torch.float64,
                         device=device)
@@ -180,10 +240,7 @@ def task_metric(model,
             data = model.data_preprocessor(batch, segmentor)
             samples = data['data_samples']
             if segmentor:
-                logits = model.encode_decode(
-                    data['inputs'], [s.metainfo for s in samples])
-                pred = logits.argmax(1)
-                gt = torch.stack([s.gt_sem_seg.data[0] for s in samples])
+                pred, gt = _seg_prediction(model, data['inputs'], samples)
                 valid = gt != model.decode_head.ignore_index
                 pred, gt = pred[valid], gt[valid].long()
                 stats[0] += (pred == gt).sum()
