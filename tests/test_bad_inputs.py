@@ -110,3 +110,50 @@ def test_demo_config_trains_on_255_labels_and_padded_crops(
         r'Iter\(train\).*? loss: ([0-9.naninf]+)', out)]
     assert len(losses) == 2 and all(np.isfinite(losses)), out[-3000:]
     assert osp.isfile(osp.join(tmp_path, 'iter_2.pth'))
+
+
+# ---- 2. 16-bit labels -----------------------------------------------------
+def _load_label(img_path, label_path, **kwargs):
+    from mmdas.datasets.transforms import LoadAnnotationsChecked
+    results = dict(img_path=img_path, seg_map_path=label_path,
+                   reduce_zero_label=False, seg_fields=[],
+                   ori_shape=(8, 8))
+    return LoadAnnotationsChecked(num_classes=11, **kwargs)(results)
+
+
+def test_16_bit_label_with_ids_above_255_names_the_file(tmp_path):
+    label = np.zeros((8, 8), np.uint16)
+    label[2:4, 2:4] = 266  # read as 10 after mmseg's uint8 cast
+    path = str(tmp_path / 'wide.png')
+    assert cv2.imwrite(path, label)
+    with pytest.raises(ValueError, match=r'wide\.png: label values 0\.\.266 '
+                       r'do not fit uint8.*266 as 10'):
+        _load_label('img.png', path)
+
+
+def test_16_bit_label_within_uint8_loads_as_8_bit(tmp_path):
+    label = np.zeros((8, 8), np.uint16)
+    label[1, 1], label[2, 2] = 10, 255
+    wide, narrow = str(tmp_path / 'wide.png'), str(tmp_path / 'narrow.png')
+    assert cv2.imwrite(wide, label)
+    assert cv2.imwrite(narrow, label.astype(np.uint8))
+    a = _load_label('img.png', wide)['gt_seg_map']
+    b = _load_label('img.png', narrow)['gt_seg_map']
+    assert a.dtype == np.uint8 and np.array_equal(a, b)
+    assert a[1, 1] == 10 and a[2, 2] == 255
+
+
+def test_check_dataset_reports_16_bit_label(tiny_seg_root, tmp_path):
+    import shutil
+    root = str(tmp_path / 'data')
+    shutil.copytree(tiny_seg_root, root)
+    victim = sorted(glob.glob(osp.join(root, 'ann_dir', 'train', '*.png')))[0]
+    label = cv2.imread(victim, cv2.IMREAD_UNCHANGED).astype(np.uint16)
+    label[0, 0] = 266
+    assert cv2.imwrite(victim, label)
+    out = run_tool([sys.executable, 'tools/check_dataset.py', SEG_CONFIG,
+                    '--no-progress', '--splits', 'train', '--cfg-options',
+                    f'train_dataloader.dataset.data_root={root}'],
+                   check=False)
+    assert out.returncode == 1
+    assert f'{victim}: label values 0..266 do not fit uint8' in out.stdout

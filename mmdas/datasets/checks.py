@@ -174,6 +174,37 @@ def label_value_lut(reduce_zero_label: bool,
     return lut
 
 
+def label_depth_problem(label: np.ndarray) -> Optional[str]:
+    """Why a label decoded at its stored depth does not fit uint8, or None.
+
+    mmseg's ``LoadAnnotations`` casts every label to uint8, which wraps a
+    16-bit id silently (266 becomes 10).
+    """
+    if label.dtype == np.uint8 or not label.size:
+        return None
+    low, high = int(label.min()), int(label.max())
+    if low >= 0 and high <= 255:
+        return None
+    wrapped = high % 256 if high > 255 else low % 256
+    return (f'label values {low}..{high} do not fit uint8: it is stored as '
+            f'{label.dtype} and mmseg\'s LoadAnnotations would read '
+            f'{high if high > 255 else low} as {wrapped}; class ids and '
+            'ignore_index must be 0..255')
+
+
+_PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
+
+
+def wider_than_8_bits(data: bytes) -> bool:
+    """Whether encoded label bytes may hold values beyond uint8.
+
+    False only for an 8-bit PNG (its IHDR bit depth), so that the common
+    case costs no second decode; any other format or depth is decoded.
+    """
+    return not (data[:8] == _PNG_SIGNATURE and data[12:16] == b'IHDR'
+                and len(data) > 24 and data[24] <= 8)
+
+
 def seg_label_problems(label: np.ndarray, image_shape: Sequence[int],
                        num_classes: Optional[int], ignore_index: int,
                        lut: np.ndarray) -> List[str]:
@@ -203,10 +234,9 @@ def seg_label_problems(label: np.ndarray, image_shape: Sequence[int],
             f'label is {"x".join(map(str, label.shape[:2]))} (HxW) but its '
             f'image is {image_shape[0]}x{image_shape[1]}')
     if label.dtype != np.uint8:
-        if label.size and (label.min() < 0 or label.max() > 255):
-            problems.append(
-                f'label values up to {int(label.max())} do not fit uint8 '
-                "(mmseg's LoadAnnotations casts labels to uint8)")
+        problem = label_depth_problem(label)
+        if problem:
+            problems.append(problem)
         label = label.astype(np.uint8)
     if num_classes is None:
         return problems
