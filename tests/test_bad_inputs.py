@@ -157,3 +157,159 @@ def test_check_dataset_reports_16_bit_label(tiny_seg_root, tmp_path):
                    check=False)
     assert out.returncode == 1
     assert f'{victim}: label values 0..266 do not fit uint8' in out.stdout
+
+
+# ---- 3. non-finite magnitudes and training --------------------------------
+@pytest.mark.parametrize('transform, message', [
+    (dict(op='identity', magnitude=float('inf')),
+     "op 'identity' takes no magnitude"),
+    (dict(op='identity', magnitude=1e308), "op 'identity' takes no magnitude"),
+    (dict(op='scale', magnitude=1e-30), r"out of range \[0.5, 2.0\]"),
+    (dict(op='scale', magnitude=float('inf')), r"out of range \[0.5, 2.0\]"),
+    (dict(op='rotate', magnitude=float('nan')), 'out of range'),
+])
+def test_policy_magnitudes_are_bounded(transform, message):
+    from mmdas.policy import build_policy
+    with pytest.raises(ValueError,
+                       match=r'policy.transforms\[0\].magnitude: .*' +
+                       message):
+        build_policy(dict(transforms=[transform]))
+
+
+def test_config_check_refuses_infinite_identity(tmp_path):
+    from mmengine.config import Config
+    from mmdas.utils import check_config_types
+    cfg = Config.fromfile(SEG_CONFIG.replace('plain_', 'das_'))
+    cfg.model.data_preprocessor.policy = dict(
+        transforms=[dict(op='identity', magnitude=float('inf'))])
+    with pytest.raises(ValueError, match="takes no magnitude"):
+        check_config_types(cfg)
+
+
+def test_diverging_training_stops_naming_iteration_and_checkpoint(
+        tiny_seg_root, tmp_path):
+    # lr 1e30: iteration 1 is finite, the weights it leaves are not usable
+    out = run_tool(TRAIN + [
+        SEG_CONFIG, '--work-dir', str(tmp_path), '--cfg-options',
+        *seg_options(tiny_seg_root, max_iters=6),
+        'optim_wrapper.optimizer.lr=1e30',
+        'default_hooks.checkpoint.interval=1'
+    ], check=False)
+    assert out.returncode != 0
+    match = re.search(r'Training stopped at iteration (\d+): (\S+) is (nan|'
+                      r'inf).*?the last checkpoint, saved before it, is '
+                      r'(\S+) ', out.stdout)
+    assert match, out.stdout[-3000:]
+    stopped = int(match.group(1))
+    assert 1 < stopped <= 6
+    assert match.group(4).endswith(f'iter_{stopped - 1}.pth')
+    assert not osp.exists(osp.join(tmp_path, f'iter_{stopped}.pth'))
+
+
+def test_finite_training_hook_is_installed_for_training_only():
+    from mmengine.config import Config
+    from mmdas.utils import use_checkpoint_hooks
+    train, test = Config(dict()), Config(dict())
+    use_checkpoint_hooks(train)
+    use_checkpoint_hooks(test, test=True)
+    assert 'FiniteTrainingHook' in [h['type'] for h in train.custom_hooks]
+    assert 'FiniteTrainingHook' not in [h['type'] for h in test.custom_hooks]
+
+
+# ---- 4. a checkpoint of NaN weights is not tested -------------------------
+def test_test_tool_refuses_nan_weights(tiny_seg_root, tmp_path):
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS
+    init_default_scope('mmseg')
+    model = MODELS.build(Config.fromfile(SEG_CONFIG).model)
+    state = model.state_dict()
+    name = sorted(k for k in state if k.endswith('conv_seg.weight'))[0]
+    state[name][0] = float('nan')
+    bad = str(tmp_path / 'nan.pth')
+    torch.save(dict(state_dict=state, meta=dict()), bad)
+    out = run_tool(TEST + [SEG_CONFIG, bad, '--work-dir', str(tmp_path / 't'),
+                           '--cfg-options',
+                           *seg_options(tiny_seg_root)], check=False)
+    assert out.returncode != 0
+    assert (f'The checkpoint {bad} holds non-finite weights, first {name} '
+            f'{tuple(state[name].shape)}: {state[name][0].numel()} of '
+            f'{state[name].numel()} values are NaN or infinite'
+            in out.stdout), out.stdout[-3000:]
+    assert 'aAcc' not in out.stdout  # nothing was scored
+
+
+# ---- 8. policy files that are not policies --------------------------------
+DAS_SEG_CONFIG = SEG_CONFIG.replace('plain_', 'das_')
+
+
+def _das_seg_cfg():
+    from mmengine.config import Config
+    return Config.fromfile(DAS_SEG_CONFIG)
+
+
+@pytest.mark.parametrize('kind, problem', [
+    ('missing', 'does not exist'),
+    ('directory', 'is a directory'),
+    ('empty', 'is empty'),
+    ('truncated', r'is not valid JSON \(truncated\?\)'),
+])
+def test_bad_policy_file_names_field_path_and_format(kind, problem,
+                                                     tmp_path):
+    from mmdas.utils import check_config_types
+    path = tmp_path / 'policy.json'
+    if kind == 'directory':
+        path.mkdir()
+    elif kind == 'empty':
+        path.write_text('')
+    elif kind == 'truncated':
+        path.write_text('{"transforms": [{"op": "rotate", "magn')
+    cfg = _das_seg_cfg()
+    cfg.model.data_preprocessor.policy = str(path)
+    with pytest.raises(ValueError) as err:
+        check_config_types(cfg)
+    message = str(err.value)
+    assert message.startswith('model.data_preprocessor.policy')
+    assert re.search(f'the policy file {re.escape(str(path))} {problem}',
+                     message), message
+    assert '"transforms": [{"op": "translate_x"' in message
+
+
+# ---- 9. every registered type a config names -------------------------------
+@pytest.mark.parametrize('section, key, value, close', [
+    ('model.decode_head', 'wrapped_type', 'DepthwiseSeparableASPPHaed',
+     'DepthwiseSeparableASPPHead'),
+    ('train_dataloader.dataset', 'type', 'BaseSegDatset', 'BaseSegDataset'),
+    ('val_evaluator', 'type', 'IoUMetrc', 'IoUMetric'),
+    ('param_scheduler[0]', 'type', 'LinerLR', 'LinearLR'),
+])
+def test_config_check_names_unknown_types(section, key, value, close):
+    from mmdas.utils import check_config_types
+    cfg = _das_seg_cfg()
+    node = cfg
+    for part in re.findall(r'\w+|\[\d+\]', section):
+        node = node[int(part[1:-1])] if part.startswith('[') else node[part]
+    node[key] = value
+    with pytest.raises(KeyError) as err:
+        check_config_types(cfg)
+    message = str(err.value)
+    assert f'{section}.{key}={value!r} is not registered' in message
+    assert f'Did you mean {close!r}' in message
+
+
+def test_dataset_pipeline_is_not_checked_as_datasets():
+    from mmdas.utils import check_config_types
+    check_config_types(_das_seg_cfg())  # pipelines hold transforms, fine
+
+
+# ---- 10. frames of the policy against the backbone -------------------------
+def test_policy_and_backbone_frames_must_agree():
+    from mmdas.utils import check_config_types
+    cfg = _das_seg_cfg()
+    cfg.model.data_preprocessor.policy.num_frames = 6
+    frames = cfg.model.backbone.num_frames
+    assert frames != 6
+    with pytest.raises(ValueError, match=(
+            r'model.data_preprocessor.policy makes 6 frames \(policy.'
+            rf'num_frames=6\) but model.backbone.num_frames={frames}')):
+        check_config_types(cfg)

@@ -1,10 +1,12 @@
 from .checkpoint_coverage_hook import CheckpointCoverageHook
 from .das_search_hook import DASSearchHook
+from .finite_training_hook import FiniteTrainingHook
 from .model_wrappers import MMDASDistributedDataParallel
 from .perturbation_selection import PerturbationSelection, task_metric
 from .safe_checkpoint_hook import SafeCheckpointHook
 
 __all__ = [
-    'CheckpointCoverageHook', 'DASSearchHook', 'MMDASDistributedDataParallel',
+    'CheckpointCoverageHook', 'DASSearchHook', 'FiniteTrainingHook',
+    'MMDASDistributedDataParallel',
     'PerturbationSelection', 'SafeCheckpointHook', 'task_metric'
 ]
