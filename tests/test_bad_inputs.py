@@ -313,3 +313,37 @@ def test_policy_and_backbone_frames_must_agree():
             r'model.data_preprocessor.policy makes 6 frames \(policy.'
             rf'num_frames=6\) but model.backbone.num_frames={frames}')):
         check_config_types(cfg)
+
+
+# ---- 5. images smaller than the output stride -----------------------------
+def test_loader_refuses_tiny_image(tmp_path):
+    from mmdas.datasets.transforms import LoadImageFromFileChecked
+    path = str(tmp_path / 'dot.png')
+    assert cv2.imwrite(path, np.zeros((1, 1, 3), np.uint8))
+    with pytest.raises(ValueError, match=(
+            r'dot\.png: image is 1x1 \(HxW\), smaller than the minimum '
+            r'8x8')):
+        LoadImageFromFileChecked()(dict(img_path=path))
+    ok = str(tmp_path / 'ok.png')
+    assert cv2.imwrite(ok, np.zeros((8, 9, 3), np.uint8))
+    assert LoadImageFromFileChecked()(dict(img_path=ok))['img'].shape == (
+        8, 9, 3)
+    with pytest.raises(ValueError, match='smaller than the minimum 16x16'):
+        LoadImageFromFileChecked(min_size=16)(dict(img_path=ok))
+
+
+def test_check_dataset_reports_tiny_image(tiny_seg_root, tmp_path):
+    import shutil
+    root = str(tmp_path / 'data')
+    shutil.copytree(tiny_seg_root, root)
+    image = sorted(glob.glob(osp.join(root, 'img_dir', 'train', '*.png')))[0]
+    label = image.replace('img_dir', 'ann_dir')
+    assert cv2.imwrite(image, np.zeros((1, 1, 3), np.uint8))
+    assert cv2.imwrite(label, np.zeros((1, 1), np.uint8))
+    out = run_tool([sys.executable, 'tools/check_dataset.py', SEG_CONFIG,
+                    '--no-progress', '--splits', 'train', '--cfg-options',
+                    f'train_dataloader.dataset.data_root={root}'],
+                   check=False)
+    assert out.returncode == 1
+    assert (f'{image}: image is 1x1 (HxW), smaller than the minimum 8x8'
+            in out.stdout), out.stdout

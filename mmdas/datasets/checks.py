@@ -7,7 +7,7 @@ inside a run or, worse, silently change it:
 
 * a folder or annotation file that is missing, or a set with no samples;
 * an image or label that is missing or does not decode (zero bytes,
-  truncated);
+  truncated), or an image smaller than :data:`MIN_IMAGE_SIZE`;
 * a label that is not single-channel, not the size of its image, or holds
   class ids outside ``[0, num_classes)`` other than ``ignore_index`` (after
   the dataset's ``reduce_zero_label`` and ``label_map``, as mmseg's
@@ -32,6 +32,12 @@ from mmengine import fileio
 from mmengine.config import Config, ConfigDict
 from mmengine.registry import DATASETS, init_default_scope
 from mmengine.utils import ProgressBar
+
+#: Smallest image side accepted by default: the output stride of the
+#: shipped segmentors (DeepLabV3+ D8). A smaller image leaves less than one
+#: feature pixel, and a 1-pixel side makes mmseg squeeze the label to fewer
+#: dimensions. ``LoadImageFromFileChecked(min_size=...)`` changes it.
+MIN_IMAGE_SIZE = 8
 
 # dataset wrappers: the key that holds the wrapped dataset config(s)
 _WRAPPER_KEYS = ('datasets', 'dataset')
@@ -157,6 +163,15 @@ def _decode(path: str, flag: str, backend: str,
     return array
 
 
+def image_size_problem(shape: Sequence[int], min_size: int) -> Optional[str]:
+    """Why an image of ``shape`` (``H, W, ...``) is too small, or None."""
+    if min(shape[:2]) >= min_size:
+        return None
+    return (f'image is {shape[0]}x{shape[1]} (HxW), smaller than the '
+            f'minimum {min_size}x{min_size} (the network\'s output stride; '
+            'LoadImageFromFileChecked min_size)')
+
+
 def label_value_lut(reduce_zero_label: bool,
                     label_map: Optional[Dict[int, int]]) -> np.ndarray:
     """Map raw label values (0..255) as mmseg's ``LoadAnnotations`` does."""
@@ -263,6 +278,7 @@ class _Reader:
     ignore_index: int = 255
     seg: bool = False
     skip_label_dirs: frozenset = frozenset()
+    min_size: int = MIN_IMAGE_SIZE
 
     def __call__(self, info: dict) -> List[DataProblem]:
         problems = []
@@ -274,6 +290,10 @@ class _Reader:
                                 self.backend_args)
             except ValueError as e:
                 problems.append(DataProblem(img_path, str(e)))
+            else:
+                small = image_size_problem(image.shape, self.min_size)
+                if small:
+                    problems.append(DataProblem(img_path, small))
         elif isinstance(info.get('img'), np.ndarray):
             image = info['img']  # an in-memory set (CIFAR, MNIST)
         if self.seg:
@@ -332,7 +352,8 @@ def _reader_for(dataset, dataset_cfg: dict) -> _Reader:
         backend_args=load_img.get('backend_args'),
         num_classes=len(classes),
         ignore_index=getattr(dataset, 'ignore_index', 255),
-        seg=seg)
+        seg=seg,
+        min_size=load_img.get('min_size', MIN_IMAGE_SIZE))
 
 
 def _missing_label_dirs(infos: List[dict], split: str):

@@ -8,7 +8,8 @@ subclasses load exactly as their parents do, and raise an error naming the
 file instead:
 
 * :class:`LoadImageFromFileChecked`: a missing file or one that does not
-  decode raises ``OSError: <path>: ...``;
+  decode raises ``OSError: <path>: ...``, one smaller than ``min_size``
+  (8: a 1x1 image would leave mmseg a 0-d label) ``ValueError``;
 * :class:`LoadAnnotationsChecked`: the same for the label, and a label that
   is not single-channel, not the size of its image (``ori_shape``, so it may
   follow ``Resize`` as in mmseg's test pipelines) or, if ``num_classes`` is
@@ -28,7 +29,8 @@ from mmengine import fileio
 from mmseg.datasets.transforms import LoadAnnotations
 
 from mmdas.registry import TRANSFORMS
-from ..checks import (label_depth_problem, label_value_lut,
+from ..checks import (MIN_IMAGE_SIZE, image_size_problem,
+                      label_depth_problem, label_value_lut,
                       seg_label_problems, wider_than_8_bits)
 
 
@@ -47,13 +49,24 @@ class _LabelError(ValueError):
 class LoadImageFromFileChecked(LoadImageFromFile):
     """mmcv's ``LoadImageFromFile`` whose errors name the file.
 
-    Arguments are those of ``LoadImageFromFile``; with ``ignore_empty=True``
-    an unreadable file still yields ``None`` as there.
+    With ``ignore_empty=True`` an unreadable file still yields ``None`` as
+    in the parent.
+
+    Args:
+        min_size (int): Smallest height and width accepted, the network's
+            output stride. Defaults to
+            :data:`~mmdas.datasets.checks.MIN_IMAGE_SIZE` (8).
+        **kwargs: Arguments of mmcv's ``LoadImageFromFile``.
 
     Raises:
         FileNotFoundError: If the image is missing.
         OSError: If it does not decode (empty, truncated, not an image).
+        ValueError: If it is smaller than ``min_size``.
     """
+
+    def __init__(self, min_size: int = MIN_IMAGE_SIZE, **kwargs):
+        super().__init__(**kwargs)
+        self.min_size = min_size
 
     def transform(self, results: dict) -> Optional[dict]:
         path = results['img_path']
@@ -63,6 +76,10 @@ class LoadImageFromFileChecked(LoadImageFromFile):
             raise _file_error(path, e) from None
         except Exception as e:
             raise _file_error(path, e) from e
+        if out is not None:
+            small = image_size_problem(out['img'].shape, self.min_size)
+            if small:
+                raise ValueError(f'{path}: {small}')
         return out
 
 
