@@ -347,3 +347,26 @@ def test_check_dataset_reports_tiny_image(tiny_seg_root, tmp_path):
     assert out.returncode == 1
     assert (f'{image}: image is 1x1 (HxW), smaller than the minimum 8x8'
             in out.stdout), out.stdout
+
+
+# ---- 12. a symlink loop does not hide the rest of a split -----------------
+def test_check_dataset_reports_symlink_loop_and_goes_on(tiny_seg_root,
+                                                        tmp_path):
+    import shutil
+    root = str(tmp_path / 'data')
+    shutil.copytree(tiny_seg_root, root)
+    train = osp.join(root, 'img_dir', 'train')
+    os.symlink('loop_b.png', osp.join(train, 'loop_a.png'))
+    os.symlink('loop_a.png', osp.join(train, 'loop_b.png'))
+    broken = sorted(glob.glob(osp.join(train, '0*.png')))[-1]
+    open(broken, 'wb').close()  # a second bad file after the loop
+    out = run_tool([sys.executable, 'tools/check_dataset.py', SEG_CONFIG,
+                    '--no-progress', '--splits', 'train', '--cfg-options',
+                    f'train_dataloader.dataset.data_root={root}'],
+                   check=False)
+    assert out.returncode == 1
+    for name in ('loop_a.png', 'loop_b.png'):
+        assert (f'[train] {osp.join(train, name)}: symbolic link loop'
+                in out.stdout), out.stdout
+    assert f'[train] {broken}: does not decode' in out.stdout, out.stdout
+    assert 'cannot be built' not in out.stdout

@@ -6,6 +6,7 @@ or mmpretrain config (``tools/check_dataset.py``, ``tools/train.py
 inside a run or, worse, silently change it:
 
 * a folder or annotation file that is missing, or a set with no samples;
+* a symbolic link loop in a folder (reported; the rest is still checked);
 * an image or label that is missing or does not decode (zero bytes,
   truncated), or an image smaller than :data:`MIN_IMAGE_SIZE`;
 * a label that is not single-channel, not the size of its image, or holds
@@ -18,10 +19,12 @@ Files are decoded as the config's own loading transforms decode them, in a
 pool of threads (OpenCV and Pillow release the GIL while decoding).
 """
 import copy
+import errno
 import os
 import os.path as osp
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing.pool import ThreadPool
 from typing import Callable, Dict, Iterator, List, Optional, Sequence
@@ -326,8 +329,63 @@ class _Reader:
         ]
 
 
-def build_dataset_for_check(dataset_cfg: dict):
+class _LoopSafeEntry:
+    """An ``os.DirEntry`` whose ``is_file()`` answers False for a symbolic
+    link loop (``ELOOP``), recording its path, instead of raising."""
+
+    def __init__(self, entry, loops: List[str]):
+        self._entry, self._loops = entry, loops
+
+    def __getattr__(self, name):
+        return getattr(self._entry, name)
+
+    def is_file(self, *args, **kwargs) -> bool:
+        try:
+            return self._entry.is_file(*args, **kwargs)
+        except OSError as e:
+            if e.errno != errno.ELOOP:
+                raise
+            self._loops.append(self._entry.path)
+            return False  # and osp.isdir() is False: the entry is skipped
+
+
+class _LoopSafeOS:
+    """The ``os`` module, but ``scandir`` yields :class:`_LoopSafeEntry`."""
+
+    def __init__(self, loops: List[str]):
+        self._loops = loops
+
+    def __getattr__(self, name):
+        return getattr(os, name)
+
+    def scandir(self, path):
+        with os.scandir(path) as entries:
+            for entry in entries:
+                yield _LoopSafeEntry(entry, self._loops)
+
+
+@contextmanager
+def _symlink_loops_skipped(loops: List[str]):
+    """Let mmengine's local folder listing skip symbolic link loops (one
+    stops the whole listing otherwise), recording each in ``loops``."""
+    from mmengine.fileio.backends import local_backend
+    saved = local_backend.os
+    local_backend.os = _LoopSafeOS(loops)
+    try:
+        yield
+    finally:
+        local_backend.os = saved
+
+
+def build_dataset_for_check(dataset_cfg: dict,
+                            loops: Optional[List[str]] = None):
     """Build a dataset's sample list without its pipeline.
+
+    Args:
+        dataset_cfg (dict): The dataset's config.
+        loops (list, optional): If given, symbolic link loops in its folders
+            are skipped and their paths appended here; else they raise
+            ``OSError`` as in mmengine.
 
     Returns:
         BaseDataset: A fully initialised dataset with ``pipeline=[]``.
@@ -335,7 +393,10 @@ def build_dataset_for_check(dataset_cfg: dict):
     cfg = copy.deepcopy(dataset_cfg)
     cfg['pipeline'] = []
     cfg['serialize_data'] = False  # an empty list is reported, not an error
-    return DATASETS.build(cfg)
+    if loops is None:
+        return DATASETS.build(cfg)
+    with _symlink_loops_skipped(loops):
+        return DATASETS.build(cfg)
 
 
 def _reader_for(dataset, dataset_cfg: dict) -> _Reader:
@@ -425,14 +486,21 @@ def check_dataset_config(cfg: Config,
 
 
 def _check_one(pool, dataset_cfg, split, report, progress, log):
+    loops = []
     try:
-        dataset = build_dataset_for_check(dataset_cfg)
+        dataset = build_dataset_for_check(dataset_cfg, loops)
     except Exception as e:  # missing folder or annotation file, bad config
         where = dataset_cfg.get('data_root', '')
         report.problems.append(DataProblem(
             where, f'{dataset_cfg.get("type")} cannot be built: '
             f'{type(e).__name__}: {e}', split))
         return
+    finally:
+        report.problems += [
+            DataProblem(path, 'symbolic link loop (too many levels of '
+                        'symbolic links): not a file, skipped', split)
+            for path in sorted(set(loops))
+        ]
     source = dataset_source(dataset)
     if len(dataset) == 0:
         report.problems.append(DataProblem(
