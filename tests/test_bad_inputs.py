@@ -370,3 +370,39 @@ def test_check_dataset_reports_symlink_loop_and_goes_on(tiny_seg_root,
                 in out.stdout), out.stdout
     assert f'[train] {broken}: does not decode' in out.stdout, out.stdout
     assert 'cannot be built' not in out.stdout
+
+
+# ---- 11. truncated checkpoint, full disk ----------------------------------
+def test_truncated_checkpoint_error_names_the_file(tmp_path):
+    from mmengine.runner.checkpoint import _load_checkpoint
+    path = str(tmp_path / 'iter_1.pth')
+    torch.save(dict(state_dict=dict(w=torch.zeros(1000)), meta={}), path)
+    with open(path, 'r+b') as f:
+        f.truncate(osp.getsize(path) // 2)
+    with pytest.raises(RuntimeError, match=(
+            f'{re.escape(path)} is not a readable checkpoint \\(truncated or '
+            'damaged, ')):
+        _load_checkpoint(path, map_location='cpu')
+
+
+def test_failed_checkpoint_write_removes_partial_and_names_path(
+        tiny_seg_root, tmp_path):
+    # a file size limit stands in for a full disk: the checkpoint (MBs)
+    # cannot be written, the logs (KBs) can
+    work = str(tmp_path / 'work')
+    argv = [TRAIN[1], SEG_CONFIG, '--work-dir', work, '--cfg-options',
+            *seg_options(tiny_seg_root, max_iters=2)]
+    code = ('import resource, runpy, signal, sys; '
+            'signal.signal(signal.SIGXFSZ, signal.SIG_IGN); '
+            'resource.setrlimit(resource.RLIMIT_FSIZE, (2 ** 21, 2 ** 21)); '
+            f'sys.argv = {argv!r}; '
+            "runpy.run_path(sys.argv[0], run_name='__main__')")
+    out = run_tool([sys.executable, '-c', code], check=False)
+    assert out.returncode != 0
+    final = osp.join(work, 'iter_2.pth')
+    assert re.search(
+        f'OSError: (\\[Errno \\d+\\] )?Writing {re.escape(final)} failed '
+        '.*; removed the partial file ' + re.escape(final + '.partial'),
+        out.stdout), out.stdout[-3000:]
+    assert not [n for n in os.listdir(work) if n.endswith('.partial')]
+    assert not osp.exists(final)
