@@ -212,9 +212,10 @@ class DASPolicy:
         return cls.from_dict(read_policy_json(path, field), field=field)
 
     def dump(self, path: str) -> None:
-        """Write the policy to a JSON file."""
-        with open(path, 'w') as f:
-            f.write(self.to_json() + '\n')
+        """Write the policy to a JSON file (a temporary file renamed into
+        place: a reader never sees half of it)."""
+        from mmdas.engine.safe_checkpoint_hook import write_text_atomic
+        write_text_atomic(path, self.to_json() + '\n')
 
     # ---- geometry ---------------------------------------------------------
     @property

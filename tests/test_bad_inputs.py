@@ -406,3 +406,27 @@ def test_failed_checkpoint_write_removes_partial_and_names_path(
         out.stdout), out.stdout[-3000:]
     assert not [n for n in os.listdir(work) if n.endswith('.partial')]
     assert not osp.exists(final)
+
+
+# ---- 7. the search's JSON files are written atomically ---------------------
+def test_policy_files_are_replaced_atomically(tmp_path, monkeypatch):
+    import json
+    from mmdas.engine import DASSearchHook
+    from mmdas.models.das_cell import DASCell
+    hook = DASSearchHook.__new__(DASSearchHook)
+    hook.cell = DASCell(num_nodes=1, num_frames=4)
+    path = str(tmp_path / 'policy.json')
+    written = hook.policy_data(['rotate'], path)
+    with open(path) as f:
+        assert json.load(f) == written
+    assert os.listdir(tmp_path) == ['policy.json']
+    before = open(path).read()
+
+    def fail(*args):  # the kill or full disk between write and rename
+        raise OSError(28, 'No space left on device')
+
+    monkeypatch.setattr(os, 'replace', fail)
+    with pytest.raises(OSError, match=f'Writing {re.escape(path)} failed'):
+        hook.policy_data(['translate_x'], path)
+    assert open(path).read() == before  # the old file, whole
+    assert os.listdir(tmp_path) == ['policy.json']  # no partial left

@@ -23,7 +23,6 @@ place; see :data:`SEARCH_DEFAULTS`) or, without one, by its own keyword
 arguments.
 """
 import copy
-import json
 import os.path as osp
 import random
 from typing import Dict, List, Optional
@@ -44,6 +43,7 @@ from mmdas.registry import HOOKS
 from .perturbation_selection import (CRITERIA, EDGE_ORDERS,
                                      PerturbationSelection, is_segmentor,
                                      task_metric)
+from .safe_checkpoint_hook import write_json_atomic
 
 #: Every ``das_search`` key and its default.
 SEARCH_DEFAULTS = dict(
@@ -513,8 +513,8 @@ class DASSearchHook(Hook):
 
     def write_history(self, work_dir: str) -> None:
         """``das_alpha_history.json`` and a plot of softmax(α) per edge."""
-        with open(osp.join(work_dir, HISTORY_FILE), 'w') as f:
-            json.dump(dict(ops=list(self.cell.ops), history=self.history), f)
+        write_json_atomic(osp.join(work_dir, HISTORY_FILE),
+                          dict(ops=list(self.cell.ops), history=self.history))
         import matplotlib
         matplotlib.use('Agg')
         import matplotlib.pyplot as plt
@@ -634,8 +634,8 @@ class DASSearchHook(Hook):
                 work_dir, POLICY_FILE))
             self.policy_data(cell.genotype(),
                              osp.join(work_dir, ARGMAX_POLICY_FILE))
-            with open(osp.join(work_dir, SELECTION_FILE), 'w') as f:
-                json.dump(record, f, indent=2)
+            write_json_atomic(osp.join(work_dir, SELECTION_FILE), record,
+                              indent=2)
             # the shipped configs (mmseg and mmpretrain) set the DAS
             # preprocessor in the model; a config may set it at top level
             key = ('model.data_preprocessor' if 'data_preprocessor' in
@@ -679,7 +679,5 @@ class DASSearchHook(Hook):
                 profile=cell.profile,
                 num_nodes=cell.num_nodes,
                 genotype=list(genotype))
-        with open(path, 'w') as f:
-            json.dump(data, f, indent=2)
-            f.write('\n')
+        write_json_atomic(path, data, indent=2)
         return data
