@@ -15,7 +15,8 @@ def use_checkpoint_hooks(cfg,
                          allow_missing: Sequence[str] = ()) -> None:
     """Set up :class:`~mmdas.engine.SafeCheckpointHook` and
     :class:`~mmdas.engine.CheckpointCoverageHook` in ``cfg`` (in place),
-    and for training :class:`~mmdas.engine.FiniteTrainingHook`.
+    and for training :class:`~mmdas.engine.FiniteTrainingHook` and
+    :class:`~mmdas.engine.RNGStateHook`.
 
     Args:
         cfg (Config): The run's config.
@@ -38,7 +39,7 @@ def use_checkpoint_hooks(cfg,
             allow_missing=list(allow_missing))
     ]
     custom = list(cfg.get('custom_hooks', None) or [])
-    if not test and 'FiniteTrainingHook' not in [h.get('type')
-                                                 for h in custom]:
-        added.append(dict(type='FiniteTrainingHook'))
+    for guard in ('FiniteTrainingHook', 'RNGStateHook'):
+        if not test and guard not in [h.get('type') for h in custom]:
+            added.append(dict(type=guard))
     cfg.custom_hooks = custom + added
