@@ -430,3 +430,51 @@ def test_policy_files_are_replaced_atomically(tmp_path, monkeypatch):
         hook.policy_data(['translate_x'], path)
     assert open(path).read() == before  # the old file, whole
     assert os.listdir(tmp_path) == ['policy.json']  # no partial left
+
+
+# ---- 6. kill and resume: bit-exact with dropout on -------------------------
+# (ordinary training: the quick test_crash_safe_checkpoints.py kill test)
+@pytest.mark.slow  # ~70 s: three short searches
+def test_killed_search_resumes_bit_exact_with_dropout(tiny_seg_root,
+                                                      tmp_path):
+    from mmengine.config import Config
+    from mmdas.checkpoint_loading import load_checkpoint_file
+    tests = osp.dirname(osp.abspath(__file__))
+    search = SEG_CONFIG.replace('plain_', 'das_search_')
+    configs = {}
+    for name, kill in (('full', False), ('killed', True)):
+        cfg = Config.fromfile(search)
+        assert cfg.model.decode_head.dropout_ratio > 0  # dropout stays on
+        if kill:  # SIGKILL at the first iteration after iter_2 is saved
+            cfg.custom_imports.imports = ['mmdas', 'kill_points']
+            cfg.custom_hooks = list(cfg.custom_hooks) + [
+                dict(type='KillDuringSave', step=2, moment='after_save')]
+        configs[name] = str(tmp_path / f'{name}.py')
+        cfg.dump(configs[name])
+    opts = [*seg_options(tiny_seg_root, max_iters=4),
+            'das_search.selection.enable=False']
+
+    def train(name, work, *extra, check=True):
+        return run_tool(TRAIN + [configs[name], '--work-dir',
+                                 str(tmp_path / work), *extra,
+                                 '--cfg-options', *opts],
+                        check=check, extra_pythonpath=[tests])
+
+    train('full', 'full')
+    killed = train('killed', 'resumed', check=False)
+    assert killed.returncode == -9, killed.stdout[-3000:]
+    assert not (tmp_path / 'resumed' / 'iter_4.pth').exists()
+    log = train('full', 'resumed', '--resume').stdout
+    assert 'resumed epoch: 0, iter: 2' in log
+
+    def final(work):
+        return load_checkpoint_file(str(tmp_path / work / 'iter_4.pth'),
+                                    map_location='cpu')
+
+    a, b = final('full'), final('resumed')
+    alpha = 'data_preprocessor.cell.alphas'
+    assert torch.equal(a['state_dict'][alpha], b['state_dict'][alpha])
+    assert a['state_dict'].keys() == b['state_dict'].keys()
+    for key in a['state_dict']:
+        assert torch.equal(a['state_dict'][key], b['state_dict'][key]), key
+    assert a['das_search']['history'] == b['das_search']['history']
