@@ -143,22 +143,6 @@ def test_16_bit_label_within_uint8_loads_as_8_bit(tmp_path):
     assert a[1, 1] == 10 and a[2, 2] == 255
 
 
-def test_check_dataset_reports_16_bit_label(tiny_seg_root, tmp_path):
-    import shutil
-    root = str(tmp_path / 'data')
-    shutil.copytree(tiny_seg_root, root)
-    victim = sorted(glob.glob(osp.join(root, 'ann_dir', 'train', '*.png')))[0]
-    label = cv2.imread(victim, cv2.IMREAD_UNCHANGED).astype(np.uint16)
-    label[0, 0] = 266
-    assert cv2.imwrite(victim, label)
-    out = run_tool([sys.executable, 'tools/check_dataset.py', SEG_CONFIG,
-                    '--no-progress', '--splits', 'train', '--cfg-options',
-                    f'train_dataloader.dataset.data_root={root}'],
-                   check=False)
-    assert out.returncode == 1
-    assert f'{victim}: label values 0..266 do not fit uint8' in out.stdout
-
-
 # ---- 3. non-finite magnitudes and training --------------------------------
 @pytest.mark.parametrize('transform, message', [
     (dict(op='identity', magnitude=float('inf')),
@@ -282,6 +266,7 @@ def test_bad_policy_file_names_field_path_and_format(kind, problem,
     ('train_dataloader.dataset', 'type', 'BaseSegDatset', 'BaseSegDataset'),
     ('val_evaluator', 'type', 'IoUMetrc', 'IoUMetric'),
     ('param_scheduler[0]', 'type', 'LinerLR', 'LinearLR'),
+    ('tta_model', 'type', 'SegTTAModl', 'SegTTAModel'),
 ])
 def test_config_check_names_unknown_types(section, key, value, close):
     from mmdas.utils import check_config_types
@@ -330,46 +315,6 @@ def test_loader_refuses_tiny_image(tmp_path):
         8, 9, 3)
     with pytest.raises(ValueError, match='smaller than the minimum 16x16'):
         LoadImageFromFileChecked(min_size=16)(dict(img_path=ok))
-
-
-def test_check_dataset_reports_tiny_image(tiny_seg_root, tmp_path):
-    import shutil
-    root = str(tmp_path / 'data')
-    shutil.copytree(tiny_seg_root, root)
-    image = sorted(glob.glob(osp.join(root, 'img_dir', 'train', '*.png')))[0]
-    label = image.replace('img_dir', 'ann_dir')
-    assert cv2.imwrite(image, np.zeros((1, 1, 3), np.uint8))
-    assert cv2.imwrite(label, np.zeros((1, 1), np.uint8))
-    out = run_tool([sys.executable, 'tools/check_dataset.py', SEG_CONFIG,
-                    '--no-progress', '--splits', 'train', '--cfg-options',
-                    f'train_dataloader.dataset.data_root={root}'],
-                   check=False)
-    assert out.returncode == 1
-    assert (f'{image}: image is 1x1 (HxW), smaller than the minimum 8x8'
-            in out.stdout), out.stdout
-
-
-# ---- 12. a symlink loop does not hide the rest of a split -----------------
-def test_check_dataset_reports_symlink_loop_and_goes_on(tiny_seg_root,
-                                                        tmp_path):
-    import shutil
-    root = str(tmp_path / 'data')
-    shutil.copytree(tiny_seg_root, root)
-    train = osp.join(root, 'img_dir', 'train')
-    os.symlink('loop_b.png', osp.join(train, 'loop_a.png'))
-    os.symlink('loop_a.png', osp.join(train, 'loop_b.png'))
-    broken = sorted(glob.glob(osp.join(train, '0*.png')))[-1]
-    open(broken, 'wb').close()  # a second bad file after the loop
-    out = run_tool([sys.executable, 'tools/check_dataset.py', SEG_CONFIG,
-                    '--no-progress', '--splits', 'train', '--cfg-options',
-                    f'train_dataloader.dataset.data_root={root}'],
-                   check=False)
-    assert out.returncode == 1
-    for name in ('loop_a.png', 'loop_b.png'):
-        assert (f'[train] {osp.join(train, name)}: symbolic link loop'
-                in out.stdout), out.stdout
-    assert f'[train] {broken}: does not decode' in out.stdout, out.stdout
-    assert 'cannot be built' not in out.stdout
 
 
 # ---- 11. truncated checkpoint, full disk ----------------------------------
@@ -478,3 +423,44 @@ def test_killed_search_resumes_bit_exact_with_dropout(tiny_seg_root,
     for key in a['state_dict']:
         assert torch.equal(a['state_dict'][key], b['state_dict'][key]), key
     assert a['das_search']['history'] == b['das_search']['history']
+
+
+# ---- 2, 5, 12 in check_dataset: 16-bit label, 1x1 image, symlink loop ------
+def test_check_dataset_reports_each_bad_file_and_goes_on(tiny_seg_root,
+                                                         tmp_path):
+    import shutil
+    from mmengine.config import Config
+    from mmdas.datasets.checks import check_dataset_config
+    root = str(tmp_path / 'data')
+    shutil.copytree(tiny_seg_root, root)
+    train = osp.join(root, 'img_dir', 'train')
+    images = sorted(glob.glob(osp.join(train, '*.png')))
+    # 2: a 16-bit label whose id 266 mmseg would read as 10
+    wide = images[0].replace('img_dir', 'ann_dir')
+    label = cv2.imread(wide, cv2.IMREAD_UNCHANGED).astype(np.uint16)
+    label[0, 0] = 266
+    assert cv2.imwrite(wide, label)
+    # 5: a 1x1 image (and label)
+    tiny = images[1]
+    assert cv2.imwrite(tiny, np.zeros((1, 1, 3), np.uint8))
+    assert cv2.imwrite(tiny.replace('img_dir', 'ann_dir'),
+                       np.zeros((1, 1), np.uint8))
+    # 12: a symbolic link loop, and a broken file listed after it
+    os.symlink('loop_b.png', osp.join(train, 'loop_a.png'))
+    os.symlink('loop_a.png', osp.join(train, 'loop_b.png'))
+    broken = images[-1]
+    open(broken, 'wb').close()
+    cfg = Config.fromfile(SEG_CONFIG)
+    cfg.train_dataloader.dataset.data_root = root
+    report = check_dataset_config(cfg, splits=['train'], progress=False,
+                                  log=lambda text: None)
+    found = {p.path: p.problem for p in report.problems}
+    assert found.pop(wide).startswith(
+        'label values 0..266 do not fit uint8'), report.summary()
+    assert found.pop(tiny).startswith(
+        'image is 1x1 (HxW), smaller than the minimum 8x8')
+    for name in ('loop_a.png', 'loop_b.png'):
+        assert found.pop(osp.join(train, name)).startswith(
+            'symbolic link loop')
+    assert found.pop(broken).startswith('does not decode')
+    assert not found, report.summary()  # nothing else, no 'cannot be built'

@@ -232,6 +232,11 @@ _OTHER_TYPED_SECTIONS = (
     *((f'{loop}_cfg', ('LOOPS', ), 'type', ())
       for loop in ('train', 'val', 'test')),
     ('visualizer', ('VISUALIZERS', 'VISBACKENDS'), 'type', ()),
+    ('optim_wrapper', ('OPTIM_WRAPPER_CONSTRUCTORS', ), 'constructor', ()),
+    ('model_wrapper_cfg', ('MODEL_WRAPPERS', ), 'type', ()),
+    ('log_processor', ('LOG_PROCESSORS', ), 'type', ()),
+    ('tta_model', ('MODELS', ), 'type', ()),
+    ('tta_pipeline', ('TRANSFORMS', ), 'type', ()),
 )
 
 
@@ -240,8 +245,9 @@ def check_other_types(cfg: Config) -> None:
 
     Covers what :func:`check_config_types`' model/hook/pipeline walk does
     not: the ``wrapped_type`` of wrapping heads (``TemporalFusionHead``),
-    dataset, sampler, evaluator, optimiser, scheduler, default-hook, loop
-    and visualiser types. The error is that of :func:`check_config_types`
+    dataset, sampler, evaluator, optimiser (and its constructor), scheduler,
+    default-hook, loop, visualiser, model-wrapper, log-processor and
+    test-time-augmentation types. The error is that of :func:`check_config_types`
     (field, closest names, ``custom_imports`` hint).
 
     Raises:
