@@ -464,3 +464,22 @@ def test_check_dataset_reports_each_bad_file_and_goes_on(tiny_seg_root,
             'symbolic link loop')
     assert found.pop(broken).startswith('does not decode')
     assert not found, report.summary()  # nothing else, no 'cannot be built'
+
+
+def test_pipeline_policy_is_checked_with_the_config():
+    from mmdas.utils import check_config_types
+    cfg = _das_seg_cfg()
+    frames = cfg.model.backbone.num_frames
+    step = dict(type='DASImageToVideo',
+                policy=dict(transforms=[dict(op='scale', magnitude=1e-30)]))
+    cfg.train_dataloader.dataset.pipeline.insert(2, step)
+    with pytest.raises(ValueError, match=(
+            r'train_dataloader.dataset.pipeline\[2\].policy.transforms\[0\]'
+            r'.magnitude: magnitude 1e-30')):
+        check_config_types(cfg)
+    step['policy'] = dict(transforms=[dict(op='rotate', magnitude=2.0)],
+                          num_frames=frames + 1)
+    with pytest.raises(ValueError, match=(
+            r'pipeline\[2\].policy makes \d+ frames .* but '
+            rf'model.backbone.num_frames={frames}')):
+        check_config_types(cfg)

@@ -259,11 +259,13 @@ def check_other_types(cfg: Config) -> None:
 
 
 def check_das_frames(cfg: Config) -> None:
-    """Fail early when the DAS preprocessor's frames do not fit the backbone.
+    """Fail early when a DAS policy is bad or its frames do not fit the
+    backbone.
 
     The policy or cell of the DAS preprocessor the Runner uses
-    (``model.data_preprocessor``, else the top-level one) is built, so that
-    a bad policy file or magnitude fails now, naming the field; its
+    (``model.data_preprocessor``, else the top-level one) and the policy of
+    every ``DASImageToVideo`` in the three pipelines are built, so that a
+    bad policy file or magnitude fails now, naming the field; their
     ``num_frames`` must equal ``model.backbone.num_frames`` of a GSF/TSM
     backbone.
 
@@ -273,25 +275,34 @@ def check_das_frames(cfg: Config) -> None:
     from mmdas.models.data_preprocessors.das_preprocessor import \
         build_das_source
     model = cfg.get('model') or {}
+    sources = []  # (field, what, policy or cell)
     field = 'model.data_preprocessor'
     pre = model.get('data_preprocessor')
     if pre is None:
         field, pre = 'data_preprocessor', cfg.get('data_preprocessor')
-    if not isinstance(pre, dict) or (pre.get('policy') is None
-                                     and pre.get('cell') is None):
-        return
-    policy, cell = build_das_source(
-        pre.get('policy'), pre.get('cell'), field)
-    source = policy if policy is not None else cell
-    what = 'policy' if policy is not None else 'cell'
+    if isinstance(pre, dict) and (pre.get('policy') is not None
+                                  or pre.get('cell') is not None):
+        policy, cell = build_das_source(
+            pre.get('policy'), pre.get('cell'), field)
+        sources.append((field, 'policy', policy) if policy is not None else
+                       (field, 'cell', cell))
+    for split in ('train', 'val', 'test'):
+        section = f'{split}_dataloader.dataset.pipeline'
+        for i, step in enumerate(_section(cfg, section) or ()):
+            if isinstance(step, dict) and str(step.get('type', '')).endswith(
+                    'DASImageToVideo') and step.get('policy') is not None:
+                where = f'{section}[{i}]'
+                policy, _ = build_das_source(step['policy'], None, where)
+                sources.append((where, 'policy', policy))
     cls, frames = _video_backbone(model)
-    if cls is not None and source.num_frames != frames:
-        raise ValueError(
-            f'{field}.{what} makes {source.num_frames} frames '
-            f'({what}.num_frames={source.num_frames}) but model.backbone.'
-            f'num_frames={frames}: the backbone would read '
-            f'{source.num_frames} frames as {frames}. Set both to the same '
-            'number.')
+    for where, what, source in sources:
+        if cls is not None and source.num_frames != frames:
+            raise ValueError(
+                f'{where}.{what} makes {source.num_frames} frames '
+                f'({what}.num_frames={source.num_frames}) but '
+                f'model.backbone.num_frames={frames}: the backbone would '
+                f'read {source.num_frames} frames as {frames}. Set both to '
+                'the same number.')
 
 
 def _video_backbone(model: dict):
