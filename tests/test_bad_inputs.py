@@ -181,7 +181,7 @@ def test_diverging_training_stops_naming_iteration_and_checkpoint(
     ], check=False)
     assert out.returncode != 0
     match = re.search(r'Training stopped at iteration (\d+): (\S+) is (nan|'
-                      r'inf).*?the last checkpoint, saved before it, is '
+                      r'inf).*?The last checkpoint, saved before it, is '
                       r'(\S+) ', out.stdout)
     assert match, out.stdout[-3000:]
     stopped = int(match.group(1))
@@ -483,3 +483,32 @@ def test_pipeline_policy_is_checked_with_the_config():
             r'pipeline\[2\].policy makes \d+ frames .* but '
             rf'model.backbone.num_frames={frames}')):
         check_config_types(cfg)
+
+
+def test_finite_training_hook_stops_on_nan_alpha():
+    from types import SimpleNamespace
+
+    from mmengine.logging import MessageHub
+    from mmdas.engine import FiniteTrainingHook
+
+    class Cell(torch.nn.Module):
+
+        def __init__(self):
+            super().__init__()
+            self.alphas = torch.nn.Parameter(torch.zeros(1, 3))
+
+    model = torch.nn.Module()
+    model.cell = Cell()
+    hub = MessageHub.get_instance('finite_hook_test')
+    runner = SimpleNamespace(model=model, iter=6, message_hub=hub)
+    hook = FiniteTrainingHook()
+    hook.before_train(runner)
+    hook.after_train_iter(runner, 0, outputs=dict(loss=torch.tensor(1.0)))
+    model.cell.alphas.data[0, 1] = float('nan')
+    hub.update_info('last_ckpt', 'work/iter_6.pth')
+    with pytest.raises(RuntimeError, match=(
+            r'Training stopped at iteration 7: the DAS parameter cell.alphas '
+            r'holds \[\[0.0, nan, 0.0\]\]\. The last checkpoint, saved '
+            r'before it, is work/iter_6.pth')):
+        hook.after_train_iter(runner, 0,
+                              outputs=dict(loss=torch.tensor(1.0)))

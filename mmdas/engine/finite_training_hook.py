@@ -57,9 +57,9 @@ class FiniteTrainingHook(Hook):
         if problem is None:
             return
         last = runner.message_hub.get_info('last_ckpt')
-        resume = (f'the last checkpoint, saved before it, is {last} '
+        resume = (f'The last checkpoint, saved before it, is {last} '
                   f'(`--resume {last}` with a fix continues from there)'
-                  if last else 'no checkpoint was saved before it')
+                  if last else 'No checkpoint was saved before it')
         raise RuntimeError(
             f'Training stopped at iteration {runner.iter + 1}: {problem}. '
             f'{resume}. Every later step would stay non-finite. Lower the '
