@@ -45,11 +45,11 @@ class CheckpointCoverageHook(Hook):
     first such tensor (a warning otherwise).
 
     Args:
-        strict (bool): Raise if a weight is not covered or not finite (``tools/test.py``:
-            the checkpoint must cover the model). If False, log a warning
-            with the uncovered weights (training's ``load_from``, where new
-            modules legitimately start from their initialisation). Defaults
-            to True.
+        strict (bool): Raise if a weight is not covered or not finite
+            (``tools/test.py``: the checkpoint must cover the model). If
+            False, log a warning with the uncovered weights (training's
+            ``load_from``, where new modules legitimately start from their
+            initialisation). Defaults to True.
         allow_missing (Sequence[str]): ``fnmatch`` patterns of weight names
             that may stay uncovered even when ``strict``, e.g. the temporal
             modules of a DAS model evaluated from a 2D checkpoint. Defaults

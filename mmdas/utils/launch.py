@@ -247,8 +247,9 @@ def check_other_types(cfg: Config) -> None:
     not: the ``wrapped_type`` of wrapping heads (``TemporalFusionHead``),
     dataset, sampler, evaluator, optimiser (and its constructor), scheduler,
     default-hook, loop, visualiser, model-wrapper, log-processor and
-    test-time-augmentation types. The error is that of :func:`check_config_types`
-    (field, closest names, ``custom_imports`` hint).
+    test-time-augmentation types. The error is that of
+    :func:`check_config_types` (field, closest names, ``custom_imports``
+    hint).
 
     Raises:
         KeyError: If a type does not resolve.

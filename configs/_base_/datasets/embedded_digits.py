@@ -26,7 +26,8 @@ train_pipeline = [
         type='RandomResize',
         scale=crop_size,
         # >= 1: a crop never needs padding (its 255 labels are ignored, but
-        # would waste pixels of the crop); up to 1.25: larger crops would cut most digits in part
+        # would waste pixels of the crop); up to 1.25: larger crops would
+        # cut most digits in part
         ratio_range=(1.0, 1.25),
         keep_ratio=True),
     # no cat_max_ratio: background covers >90% of every crop anyway
