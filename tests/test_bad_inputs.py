@@ -170,6 +170,7 @@ def test_config_check_refuses_infinite_identity(tmp_path):
         check_config_types(cfg)
 
 
+@pytest.mark.slow  # ~25 s; the quick hook tests below feed NaN losses and α
 def test_diverging_training_stops_naming_iteration_and_checkpoint(
         tiny_seg_root, tmp_path):
     # lr 1e30: iteration 1 is finite, the weights it leaves are not usable
@@ -201,6 +202,7 @@ def test_finite_training_hook_is_installed_for_training_only():
 
 
 # ---- 4. a checkpoint of NaN weights is not tested -------------------------
+@pytest.mark.slow  # ~25 s; test_coverage_hook_refuses_nan_weights is quick
 def test_test_tool_refuses_nan_weights(tiny_seg_root, tmp_path):
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
@@ -330,6 +332,7 @@ def test_truncated_checkpoint_error_names_the_file(tmp_path):
         _load_checkpoint(path, map_location='cpu')
 
 
+@pytest.mark.slow  # ~25 s; test_failed_write_removes_partial is quick
 def test_failed_checkpoint_write_removes_partial_and_names_path(
         tiny_seg_root, tmp_path):
     # a file size limit stands in for a full disk: the checkpoint (MBs)
@@ -512,3 +515,62 @@ def test_finite_training_hook_stops_on_nan_alpha():
             r'before it, is work/iter_6.pth')):
         hook.after_train_iter(runner, 0,
                               outputs=dict(loss=torch.tensor(1.0)))
+
+
+def test_finite_training_hook_stops_on_nan_loss():
+    from types import SimpleNamespace
+
+    from mmengine.logging import MessageHub
+    from mmdas.engine import FiniteTrainingHook
+    runner = SimpleNamespace(
+        model=torch.nn.Linear(1, 1), iter=0,
+        message_hub=MessageHub.get_instance('finite_hook_loss_test'))
+    hook = FiniteTrainingHook()
+    hook.before_train(runner)
+    hook.after_train_iter(runner, 0, outputs=dict(
+        loss=torch.tensor(1.0), acc=torch.tensor(float('nan'))))  # not a loss
+    with pytest.raises(RuntimeError, match=(
+            r'iteration 1: decode.loss_ce is inf\. No checkpoint was saved '
+            r'before it')):
+        hook.after_train_iter(runner, 0, outputs=dict(
+            loss=torch.tensor(1.0), **{'decode.loss_ce': torch.tensor(
+                float('inf'))}))
+
+
+def test_coverage_hook_refuses_nan_weights():
+    from types import SimpleNamespace
+    from mmdas.engine import CheckpointCoverageHook
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 1))
+    state = model.state_dict()
+    state['1.weight'][0, 1] = float('inf')
+    runner = SimpleNamespace(model=model, _load_from='bad.pth')
+    with pytest.raises(ValueError, match=(
+            r'The checkpoint bad.pth holds non-finite weights, first '
+            r'1.weight \(1, 2\): 1 of 2 values are NaN or infinite')):
+        CheckpointCoverageHook(strict=True).after_load_checkpoint(
+            runner, dict(state_dict=state))
+
+
+def test_failed_write_removes_partial(tmp_path):
+    from mmdas.engine.safe_checkpoint_hook import partial_removed_on_failure
+    final = str(tmp_path / 'iter_2.pth')
+    partial = final + '.partial'
+    with pytest.raises(OSError) as err:
+        with partial_removed_on_failure(partial, final):
+            with open(partial, 'wb') as f:
+                f.write(b'half a checkpoint')
+            raise OSError(28, 'No space left on device')  # torch names none
+    assert err.value.errno == 28
+    assert (f'Writing {final} failed (OSError: [Errno 28] No space left on '
+            f'device); removed the partial file {partial}') in str(err.value)
+    assert os.listdir(tmp_path) == []
+    # torch's zip writer: a RuntimeError without errno or path
+    with pytest.raises(OSError, match=f'Writing {re.escape(final)} failed'):
+        with partial_removed_on_failure(partial, final):
+            open(partial, 'wb').close()
+            raise RuntimeError('[enforce fail at inline_container.cc:672] . '
+                               'unexpected pos 704 vs 598')
+    assert os.listdir(tmp_path) == []
+    with pytest.raises(RuntimeError, match='not a write'):  # left alone
+        with partial_removed_on_failure(partial, final):
+            raise RuntimeError('not a write')

@@ -56,7 +56,7 @@ def commit_file(partial: str, final: str) -> None:
 
 # What torch's zip writer raises when a write fails (no errno, no path)
 _WRITE_FAILED = re.compile(r'inline_container|PytorchStreamWriter|'
-                           r'unexpected pos|write')
+                           r'unexpected pos|file write failed')
 
 
 @contextmanager
