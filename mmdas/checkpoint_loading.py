@@ -186,9 +186,19 @@ def load_checkpoint_file(filename: str, map_location=None):
     filename = osp.expanduser(filename)
     if not osp.isfile(filename):
         raise FileNotFoundError(f'{filename} can not be found.')
-    return safe_load(
-        filename, lambda weights_only: torch.load(
-            filename, map_location=map_location, weights_only=weights_only))
+    try:
+        return safe_load(
+            filename, lambda weights_only: torch.load(
+                filename, map_location=map_location,
+                weights_only=weights_only))
+    except (RuntimeError, EOFError) as err:
+        # torch's zip reader names no file ("failed finding central
+        # directory")
+        reason = str(err).strip().splitlines()[0] if str(err).strip() \
+            else type(err).__name__
+        raise RuntimeError(
+            f'{filename} is not a readable checkpoint (truncated or '
+            f'damaged, {osp.getsize(filename)} bytes): {reason}') from err
 
 
 def load_checkpoint_url(filename: str,

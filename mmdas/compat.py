@@ -20,6 +20,12 @@ needed. See ``docs/compat.md`` for the cause of each breakage.
   samples (an empty or mistyped folder) fails with numpy's ``need at least
   one array to concatenate``. The fix raises an error naming the dataset
   class and its folders instead, when the dataset is built.
+* :func:`install_ignore_index_class_weight_fix`: mmseg 1.2.2's
+  ``cross_entropy`` with ``class_weight`` looks up ``class_weight[label]``
+  for every pixel, ignored ones included, so a label holding
+  ``ignore_index`` (255, also what crops pad with) raises ``IndexError``
+  (open-mmlab/mmsegmentation#3734). The fix computes that average factor
+  with ignored pixels left out of the lookup.
 """
 import importlib
 import importlib.util
@@ -177,8 +183,55 @@ def install_empty_dataset_error() -> Callable:
     return _serialize_data
 
 
+def install_ignore_index_class_weight_fix() -> Callable:
+    """Let mmseg's ``cross_entropy`` take ``class_weight`` and ignored
+    pixels together.
+
+    mmseg 1.2.2 computes the ``'mean'`` reduction's average factor as
+    ``sum(class_weight[label])`` over every pixel (a Python loop over the
+    batch), which fails for ``ignore_index`` (255 is no class). The wrapper
+    gives mmseg that factor, computed in one gather: each non-ignored pixel
+    counts ``class_weight[label]``; an ignored pixel counts 0 with
+    ``avg_non_ignore=True`` and 1 without, as it does when no
+    ``class_weight`` is given (so ``class_weight=[1] * C`` gives exactly the
+    loss of no ``class_weight``). Everything else (the loss itself, labels
+    out of range, other reductions) is mmseg's own code. ``CrossEntropyLoss``
+    picks the function up when it is built (its ``cls_criterion``).
+    """
+    import torch
+    from mmseg.models.losses import cross_entropy_loss
+    original = getattr(cross_entropy_loss.cross_entropy, '__wrapped__',
+                       cross_entropy_loss.cross_entropy)
+
+    def cross_entropy(pred, label, weight=None, class_weight=None,
+                      reduction='mean', avg_factor=None, ignore_index=-100,
+                      avg_non_ignore=False):
+        if (class_weight is not None and avg_factor is None
+                and reduction == 'mean'):
+            ignored = label == ignore_index
+            kept = label[~ignored]
+            if kept.numel() == 0 or (
+                    kept.min() >= 0 and kept.max() < class_weight.numel()):
+                # else F.cross_entropy in mmseg's code names the bad label
+                counted = torch.zeros_like(label, dtype=class_weight.dtype) \
+                    if avg_non_ignore else torch.ones_like(
+                        label, dtype=class_weight.dtype)
+                counted[~ignored] = class_weight[kept]
+                avg_factor = counted.sum()
+        return original(pred, label, weight=weight,
+                        class_weight=class_weight, reduction=reduction,
+                        avg_factor=avg_factor, ignore_index=ignore_index,
+                        avg_non_ignore=avg_non_ignore)
+
+    cross_entropy.__wrapped__ = original
+    cross_entropy.__doc__ = original.__doc__
+    cross_entropy_loss.cross_entropy = cross_entropy
+    return cross_entropy
+
+
 def apply_all() -> None:
     """Apply every fix; called once by ``import mmdas``."""
     install_mmcv_ops_fallback()
     install_checkpoint_loader()
     install_empty_dataset_error()
+    install_ignore_index_class_weight_fix()

@@ -111,13 +111,15 @@ def _identity(magnitude, offsets, height, width):
 
 #: Every op DAS can search over. Add an op here and it works everywhere.
 OPS: Dict[str, OpSpec] = {
-    'identity': OpSpec(_identity, -math.inf, math.inf, 'ignored'),
+    # identity has no magnitude: only 0 (what a left-out magnitude means)
+    'identity': OpSpec(_identity, 0.0, 0.0, 'takes no magnitude'),
     'translate_x': OpSpec(_translate(0), -0.5, 0.5,
                           'fraction of the width per step'),
     'translate_y': OpSpec(_translate(1), -0.5, 0.5,
                           'fraction of the height per step'),
-    'scale': OpSpec(_scale, 0.0, 2.0, 'zoom factor per step (S**d)',
-                    exclusive_low=True),
+    # S**d over up to T-1 steps: below 0.5 frames shrink to nothing (and a
+    # tiny S underflows to a singular map); above 2 they are a few pixels
+    'scale': OpSpec(_scale, 0.5, 2.0, 'zoom factor per step (S**d)'),
     'rotate': OpSpec(_rotate, -90.0, 90.0, 'degrees per step'),
     'shear_x': OpSpec(_shear(0), -1.0, 1.0, 'x shear per step'),
     'shear_y': OpSpec(_shear(1), -1.0, 1.0, 'y shear per step'),
@@ -150,6 +152,10 @@ def check_op(op: str,
             f'{magnitude_field}: magnitude {magnitude!r} of op {op!r} is not '
             f'a number ({spec.unit}).')
     value = float(magnitude)
+    if op == 'identity' and value != 0:
+        raise ValueError(
+            f'{magnitude_field}: op {op!r} takes no magnitude (got '
+            f'{magnitude!r}); leave the magnitude out.')
     too_low = value <= spec.low if spec.exclusive_low else value < spec.low
     if too_low or value > spec.high or math.isnan(value):
         bracket = '(' if spec.exclusive_low else '['

@@ -15,6 +15,7 @@ not deep inside a training step. The geometry itself lives in
 """
 import json
 import numbers
+import os.path as osp
 from typing import Dict, List, Optional, Sequence, Union
 
 from torch import Tensor
@@ -48,6 +49,45 @@ def check_profile(profile, field: str = 'profile') -> str:
     return profile
 
 
+#: What a policy file holds, for error messages.
+POLICY_FILE_EXAMPLE = ('{"transforms": [{"op": "translate_x", "magnitude": '
+                       '0.05}], "num_frames": 8, "profile": "symmetric"}')
+
+
+def read_policy_json(path: str, field: str = 'policy'):
+    """The JSON data of a policy (or frozen cell) file.
+
+    Args:
+        path (str): The file.
+        field (str): The config field that names it, for error messages.
+
+    Raises:
+        ValueError: If ``path`` is missing, a directory, unreadable, empty
+            or not JSON, naming ``field``, the path and the format.
+    """
+    def fail(problem):
+        return ValueError(
+            f'{field}: the policy file {path} {problem}. A policy file is '
+            f'JSON like {POLICY_FILE_EXAMPLE} (the DAS search writes '
+            'policy.json), or a frozen cell file of a multi-node search.')
+
+    if not osp.exists(path):
+        raise fail('does not exist')
+    if osp.isdir(path):
+        raise fail('is a directory')
+    try:
+        with open(path) as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError) as err:
+        raise fail(f'cannot be read ({err})') from None
+    if not text.strip():
+        raise fail('is empty')
+    try:
+        return json.loads(text)
+    except ValueError as err:
+        raise fail(f'is not valid JSON (truncated?): {err}') from None
+
+
 class DASPolicy:
     """A fixed DAS policy: transforms composed in order over T frames.
 
@@ -63,8 +103,9 @@ class DASPolicy:
     - ``profile='forward'``: frame ``t`` gets ``d = t``; frame 0 is the image.
 
     Ops and magnitude ranges are those of :data:`mmdas.geometry.OPS`:
-    ``identity``; ``translate_x`` / ``translate_y`` (fraction of the width /
-    height per step, [-0.5, 0.5]); ``scale`` (zoom factor per step, (0, 2]);
+    ``identity`` (no magnitude); ``translate_x`` / ``translate_y`` (fraction
+    of the width / height per step, [-0.5, 0.5]); ``scale`` (zoom factor per
+    step, [0.5, 2]);
     ``rotate`` (degrees per step about the centre, [-90, 90]); ``shear_x`` /
     ``shear_y`` ([-1, 1] per step).
 
@@ -160,14 +201,21 @@ class DASPolicy:
 
     @classmethod
     def load(cls, path: str, field: Optional[str] = None) -> 'DASPolicy':
-        """Read a policy from a JSON file."""
-        with open(path) as f:
-            return cls.from_json(f.read(), field=field or f'policy ({path})')
+        """Read a policy from a JSON file.
+
+        Raises:
+            ValueError: Naming ``field``, the path and what a policy file
+                holds, if the file is missing, not a file, empty or not
+                JSON (a truncated write).
+        """
+        field = field or f'policy ({path})'
+        return cls.from_dict(read_policy_json(path, field), field=field)
 
     def dump(self, path: str) -> None:
-        """Write the policy to a JSON file."""
-        with open(path, 'w') as f:
-            f.write(self.to_json() + '\n')
+        """Write the policy to a JSON file (a temporary file renamed into
+        place: a reader never sees half of it)."""
+        from mmdas.engine.safe_checkpoint_hook import write_text_atomic
+        write_text_atomic(path, self.to_json() + '\n')
 
     # ---- geometry ---------------------------------------------------------
     @property

@@ -334,7 +334,7 @@ def test_check_op_names_field_value_and_choices():
     with pytest.raises(ValueError) as err:
         G.check_op('scale', 0.0, 'x.op', 'x.magnitude')
     assert 'x.magnitude: magnitude 0.0' in str(err.value)
-    assert '(0.0, 2.0]' in str(err.value)
+    assert '[0.5, 2.0]' in str(err.value)
     with pytest.raises(ValueError, match='not a number'):
         G.check_op('rotate', 'big', 'x.op')
     G.check_op('scale', 2.0)

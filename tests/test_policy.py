@@ -74,7 +74,7 @@ def test_pingpong_profile_round_trips_and_mirrors_frames():
      'policy.transforms[1].op', ["unknown DAS op 'rotat'", "'rotate'",
                                  "'translate_x'"]),
     (dict(transforms=[dict(op='scale', magnitude=-1.0)]),
-     'policy.transforms[0].magnitude', ['-1.0', "'scale'", '(0.0, 2.0]']),
+     'policy.transforms[0].magnitude', ['-1.0', "'scale'", '[0.5, 2.0]']),
     (dict(transforms=[dict(op='rotate', magnitude=120)]),
      'policy.transforms[0].magnitude', ['120', '[-90.0, 90.0]']),
     (dict(transforms=[dict(op='translate_y', magnitude=0.7)]),

@@ -6,8 +6,9 @@ or mmpretrain config (``tools/check_dataset.py``, ``tools/train.py
 inside a run or, worse, silently change it:
 
 * a folder or annotation file that is missing, or a set with no samples;
+* a symbolic link loop in a folder (reported; the rest is still checked);
 * an image or label that is missing or does not decode (zero bytes,
-  truncated);
+  truncated), or an image smaller than :data:`MIN_IMAGE_SIZE`;
 * a label that is not single-channel, not the size of its image, or holds
   class ids outside ``[0, num_classes)`` other than ``ignore_index`` (after
   the dataset's ``reduce_zero_label`` and ``label_map``, as mmseg's
@@ -18,10 +19,12 @@ Files are decoded as the config's own loading transforms decode them, in a
 pool of threads (OpenCV and Pillow release the GIL while decoding).
 """
 import copy
+import errno
 import os
 import os.path as osp
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing.pool import ThreadPool
 from typing import Callable, Dict, Iterator, List, Optional, Sequence
@@ -32,6 +35,12 @@ from mmengine import fileio
 from mmengine.config import Config, ConfigDict
 from mmengine.registry import DATASETS, init_default_scope
 from mmengine.utils import ProgressBar
+
+#: Smallest image side accepted by default: the output stride of the
+#: shipped segmentors (DeepLabV3+ D8). A smaller image leaves less than one
+#: feature pixel, and a 1-pixel side makes mmseg squeeze the label to fewer
+#: dimensions. ``LoadImageFromFileChecked(min_size=...)`` changes it.
+MIN_IMAGE_SIZE = 8
 
 # dataset wrappers: the key that holds the wrapped dataset config(s)
 _WRAPPER_KEYS = ('datasets', 'dataset')
@@ -157,6 +166,15 @@ def _decode(path: str, flag: str, backend: str,
     return array
 
 
+def image_size_problem(shape: Sequence[int], min_size: int) -> Optional[str]:
+    """Why an image of ``shape`` (``H, W, ...``) is too small, or None."""
+    if min(shape[:2]) >= min_size:
+        return None
+    return (f'image is {shape[0]}x{shape[1]} (HxW), smaller than the '
+            f'minimum {min_size}x{min_size} (the network\'s output stride; '
+            'LoadImageFromFileChecked min_size)')
+
+
 def label_value_lut(reduce_zero_label: bool,
                     label_map: Optional[Dict[int, int]]) -> np.ndarray:
     """Map raw label values (0..255) as mmseg's ``LoadAnnotations`` does."""
@@ -172,6 +190,37 @@ def label_value_lut(reduce_zero_label: bool,
             mapped[lut == old] = new
         lut = mapped
     return lut
+
+
+def label_depth_problem(label: np.ndarray) -> Optional[str]:
+    """Why a label decoded at its stored depth does not fit uint8, or None.
+
+    mmseg's ``LoadAnnotations`` casts every label to uint8, which wraps a
+    16-bit id silently (266 becomes 10).
+    """
+    if label.dtype == np.uint8 or not label.size:
+        return None
+    low, high = int(label.min()), int(label.max())
+    if low >= 0 and high <= 255:
+        return None
+    wrapped = high % 256 if high > 255 else low % 256
+    return (f'label values {low}..{high} do not fit uint8: it is stored as '
+            f'{label.dtype} and mmseg\'s LoadAnnotations would read '
+            f'{high if high > 255 else low} as {wrapped}; class ids and '
+            'ignore_index must be 0..255')
+
+
+_PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
+
+
+def wider_than_8_bits(data: bytes) -> bool:
+    """Whether encoded label bytes may hold values beyond uint8.
+
+    False only for an 8-bit PNG (its IHDR bit depth), so that the common
+    case costs no second decode; any other format or depth is decoded.
+    """
+    return not (data[:8] == _PNG_SIGNATURE and data[12:16] == b'IHDR'
+                and len(data) > 24 and data[24] <= 8)
 
 
 def seg_label_problems(label: np.ndarray, image_shape: Sequence[int],
@@ -203,10 +252,9 @@ def seg_label_problems(label: np.ndarray, image_shape: Sequence[int],
             f'label is {"x".join(map(str, label.shape[:2]))} (HxW) but its '
             f'image is {image_shape[0]}x{image_shape[1]}')
     if label.dtype != np.uint8:
-        if label.size and (label.min() < 0 or label.max() > 255):
-            problems.append(
-                f'label values up to {int(label.max())} do not fit uint8 '
-                "(mmseg's LoadAnnotations casts labels to uint8)")
+        problem = label_depth_problem(label)
+        if problem:
+            problems.append(problem)
         label = label.astype(np.uint8)
     if num_classes is None:
         return problems
@@ -233,6 +281,7 @@ class _Reader:
     ignore_index: int = 255
     seg: bool = False
     skip_label_dirs: frozenset = frozenset()
+    min_size: int = MIN_IMAGE_SIZE
 
     def __call__(self, info: dict) -> List[DataProblem]:
         problems = []
@@ -244,6 +293,10 @@ class _Reader:
                                 self.backend_args)
             except ValueError as e:
                 problems.append(DataProblem(img_path, str(e)))
+            else:
+                small = image_size_problem(image.shape, self.min_size)
+                if small:
+                    problems.append(DataProblem(img_path, small))
         elif isinstance(info.get('img'), np.ndarray):
             image = info['img']  # an in-memory set (CIFAR, MNIST)
         if self.seg:
@@ -276,8 +329,63 @@ class _Reader:
         ]
 
 
-def build_dataset_for_check(dataset_cfg: dict):
+class _LoopSafeEntry:
+    """An ``os.DirEntry`` whose ``is_file()`` answers False for a symbolic
+    link loop (``ELOOP``), recording its path, instead of raising."""
+
+    def __init__(self, entry, loops: List[str]):
+        self._entry, self._loops = entry, loops
+
+    def __getattr__(self, name):
+        return getattr(self._entry, name)
+
+    def is_file(self, *args, **kwargs) -> bool:
+        try:
+            return self._entry.is_file(*args, **kwargs)
+        except OSError as e:
+            if e.errno != errno.ELOOP:
+                raise
+            self._loops.append(self._entry.path)
+            return False  # and osp.isdir() is False: the entry is skipped
+
+
+class _LoopSafeOS:
+    """The ``os`` module, but ``scandir`` yields :class:`_LoopSafeEntry`."""
+
+    def __init__(self, loops: List[str]):
+        self._loops = loops
+
+    def __getattr__(self, name):
+        return getattr(os, name)
+
+    def scandir(self, path):
+        with os.scandir(path) as entries:
+            for entry in entries:
+                yield _LoopSafeEntry(entry, self._loops)
+
+
+@contextmanager
+def _symlink_loops_skipped(loops: List[str]):
+    """Let mmengine's local folder listing skip symbolic link loops (one
+    stops the whole listing otherwise), recording each in ``loops``."""
+    from mmengine.fileio.backends import local_backend
+    saved = local_backend.os
+    local_backend.os = _LoopSafeOS(loops)
+    try:
+        yield
+    finally:
+        local_backend.os = saved
+
+
+def build_dataset_for_check(dataset_cfg: dict,
+                            loops: Optional[List[str]] = None):
     """Build a dataset's sample list without its pipeline.
+
+    Args:
+        dataset_cfg (dict): The dataset's config.
+        loops (list, optional): If given, symbolic link loops in its folders
+            are skipped and their paths appended here; else they raise
+            ``OSError`` as in mmengine.
 
     Returns:
         BaseDataset: A fully initialised dataset with ``pipeline=[]``.
@@ -285,7 +393,10 @@ def build_dataset_for_check(dataset_cfg: dict):
     cfg = copy.deepcopy(dataset_cfg)
     cfg['pipeline'] = []
     cfg['serialize_data'] = False  # an empty list is reported, not an error
-    return DATASETS.build(cfg)
+    if loops is None:
+        return DATASETS.build(cfg)
+    with _symlink_loops_skipped(loops):
+        return DATASETS.build(cfg)
 
 
 def _reader_for(dataset, dataset_cfg: dict) -> _Reader:
@@ -302,7 +413,8 @@ def _reader_for(dataset, dataset_cfg: dict) -> _Reader:
         backend_args=load_img.get('backend_args'),
         num_classes=len(classes),
         ignore_index=getattr(dataset, 'ignore_index', 255),
-        seg=seg)
+        seg=seg,
+        min_size=load_img.get('min_size', MIN_IMAGE_SIZE))
 
 
 def _missing_label_dirs(infos: List[dict], split: str):
@@ -374,14 +486,21 @@ def check_dataset_config(cfg: Config,
 
 
 def _check_one(pool, dataset_cfg, split, report, progress, log):
+    loops = []
     try:
-        dataset = build_dataset_for_check(dataset_cfg)
+        dataset = build_dataset_for_check(dataset_cfg, loops)
     except Exception as e:  # missing folder or annotation file, bad config
         where = dataset_cfg.get('data_root', '')
         report.problems.append(DataProblem(
             where, f'{dataset_cfg.get("type")} cannot be built: '
             f'{type(e).__name__}: {e}', split))
         return
+    finally:
+        report.problems += [
+            DataProblem(path, 'symbolic link loop (too many levels of '
+                        'symbolic links): not a file, skipped', split)
+            for path in sorted(set(loops))
+        ]
     source = dataset_source(dataset)
     if len(dataset) == 0:
         report.problems.append(DataProblem(

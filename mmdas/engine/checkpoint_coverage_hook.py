@@ -2,16 +2,20 @@
 
 mmengine loads checkpoints with ``strict=False`` and only logs the keys that
 did not match, so ``tools/test.py`` with the wrong checkpoint evaluates a
-randomly initialised model and exits 0. This hook checks, right after a
-checkpoint is read, which of the model's weights it provides.
+randomly initialised model and exits 0; one whose weights are NaN (a run
+that diverged) scores like a model that predicts one class. This hook
+checks, right after a checkpoint is read, which of the model's weights it
+provides and that they are finite.
 """
 import fnmatch
 import re
 from collections import OrderedDict
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from mmengine.hooks import Hook
 from mmengine.model import BaseTTAModel, is_model_wrapper
+
+import torch
 
 from mmdas.registry import HOOKS
 
@@ -37,12 +41,15 @@ class CheckpointCoverageHook(Hook):
     and load-state-dict pre-hooks, which this check runs through
     ``Module.load_state_dict``).
 
+    A weight that is NaN or infinite raises when ``strict``, naming the
+    first such tensor (a warning otherwise).
+
     Args:
-        strict (bool): Raise if a weight is not covered (``tools/test.py``:
-            the checkpoint must cover the model). If False, log a warning
-            with the uncovered weights (training's ``load_from``, where new
-            modules legitimately start from their initialisation). Defaults
-            to True.
+        strict (bool): Raise if a weight is not covered or not finite
+            (``tools/test.py``: the checkpoint must cover the model). If
+            False, log a warning with the uncovered weights (training's
+            ``load_from``, where new modules legitimately start from their
+            initialisation). Defaults to True.
         allow_missing (Sequence[str]): ``fnmatch`` patterns of weight names
             that may stay uncovered even when ``strict``, e.g. the temporal
             modules of a DAS model evaluated from a 2D checkpoint. Defaults
@@ -106,7 +113,32 @@ class CheckpointCoverageHook(Hook):
         total = sum(not k.endswith('num_batches_tracked') for k in own)
         return missing, mismatched, total
 
+    def first_non_finite(self, checkpoint: dict) -> Optional[str]:
+        """``name (shape): n of m values are not finite`` for the first
+        floating-point tensor of the checkpoint holding NaN or inf, or
+        None."""
+        for name, value in self._state_dict(checkpoint).items():
+            if not (isinstance(value, torch.Tensor)
+                    and value.is_floating_point()):
+                continue
+            bad = int((~torch.isfinite(value)).sum())
+            if bad:
+                return (f'{name} {tuple(value.shape)}: {bad} of '
+                        f'{value.numel()} values are NaN or infinite')
+        return None
+
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        bad = self.first_non_finite(checkpoint)
+        if bad is not None:
+            source = getattr(runner, '_load_from', None) or ''
+            message = (f'The checkpoint {source} holds non-finite weights, '
+                       f'first {bad}: the run that wrote it diverged.')
+            if self.strict:
+                raise ValueError(
+                    message + ' Evaluating it would score a model that '
+                    'predicts nothing. Test an earlier checkpoint of that '
+                    'run.')
+            runner.logger.warning(message)
         # the module mmengine's load_state_dict loads into: it unwraps model
         # wrappers and test-time-augmentation models (``--tta``)
         model = runner.model

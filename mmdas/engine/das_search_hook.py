@@ -27,7 +27,6 @@ place; see :data:`SEARCH_DEFAULTS`) or, without one, by its own keyword
 arguments.
 """
 import copy
-import json
 import os.path as osp
 from functools import partial
 from typing import List, Optional
@@ -45,6 +44,7 @@ from mmdas.models.frozen_das_cell import FrozenDASCell
 from mmdas.registry import HOOKS
 from .data_streams import Cycle, RngStream
 from .perturbation_selection import CRITERIA, EDGE_ORDERS, is_segmentor
+from .safe_checkpoint_hook import write_json_atomic
 from .search_selection import SearchSelection
 
 #: Every ``das_search`` key and its default.
@@ -451,8 +451,8 @@ class DASSearchHook(Hook):
 
     def write_history(self, work_dir: str) -> None:
         """``das_alpha_history.json`` and a plot of softmax(α) per edge."""
-        with open(osp.join(work_dir, HISTORY_FILE), 'w') as f:
-            json.dump(dict(ops=list(self.cell.ops), history=self.history), f)
+        write_json_atomic(osp.join(work_dir, HISTORY_FILE),
+                          dict(ops=list(self.cell.ops), history=self.history))
         import matplotlib
         matplotlib.use('Agg')
         import matplotlib.pyplot as plt

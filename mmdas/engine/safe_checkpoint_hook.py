@@ -7,6 +7,7 @@ rewrites ``last_checkpoint`` in place, so a SIGKILL (OOM killer, preempted
 job) at the wrong moment leaves no usable checkpoint, a truncated one, or an
 empty pointer, and ``--resume`` fails.
 """
+import json
 import os
 import os.path as osp
 import re
@@ -53,14 +54,55 @@ def commit_file(partial: str, final: str) -> None:
     _fsync_dir(osp.dirname(osp.abspath(final)))
 
 
+# What torch's zip writer raises when a write fails (no errno, no path)
+_WRITE_FAILED = re.compile(r'inline_container|PytorchStreamWriter|'
+                           r'unexpected pos|file write failed')
+
+
+@contextmanager
+def partial_removed_on_failure(partial: str, final: str):
+    """Delete ``partial`` if the block fails, and raise an ``OSError``
+    naming ``final``.
+
+    A full disk (``ENOSPC``) or a file size limit fails a write with an
+    error that names no file (torch's ``unexpected pos``, ``[Errno 28]``),
+    and would leave the partial file filling the disk.
+    """
+    try:
+        yield
+    except (OSError, RuntimeError) as err:
+        if not isinstance(err, OSError) and not _WRITE_FAILED.search(
+                str(err)):
+            raise  # not a failed write
+        removed = ''
+        if osp.exists(partial):
+            try:
+                os.remove(partial)
+                removed = f'; removed the partial file {partial}'
+            except OSError:
+                removed = f'; could not remove the partial file {partial}'
+        code = getattr(err, 'errno', None)
+        message = (f'Writing {final} failed ({type(err).__name__}: '
+                   f'{str(err).strip()[:300]}){removed}. Is the disk full? '
+                   f'{final} and the files written before it are unchanged.')
+        raise OSError(code, message) if code else OSError(message) from err
+
+
 def write_text_atomic(path: str, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file and a rename."""
     partial = path + PARTIAL_SUFFIX
-    with open(partial, 'w') as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    commit_file(partial, path)
+    with partial_removed_on_failure(partial, path):
+        with open(partial, 'w') as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        commit_file(partial, path)
+
+
+def write_json_atomic(path: str, data, **kwargs) -> None:
+    """Write ``data`` as JSON (``json.dumps`` arguments in ``kwargs``) to
+    ``path`` through a temporary file and a rename, ending in a newline."""
+    write_text_atomic(path, json.dumps(data, **kwargs) + '\n')
 
 
 def checkpoint_problem(path: str) -> Optional[str]:
@@ -221,19 +263,22 @@ class SafeCheckpointHook(CheckpointHook):
         self.last_ckpt = self.file_backend.join_path(self.out_dir,
                                                      ckpt_filename)
         runner.message_hub.update_info('last_ckpt', self.last_ckpt)
-        runner.save_checkpoint(
-            self.out_dir,
-            ckpt_filename + PARTIAL_SUFFIX,
-            self.file_client_args,
-            save_optimizer=self.save_optimizer,
-            save_param_scheduler=self.save_param_scheduler,
-            meta=meta,
-            by_epoch=self.by_epoch,
-            backend_args=self.backend_args,
-            **self.args)
+        with partial_removed_on_failure(self.last_ckpt + PARTIAL_SUFFIX,
+                                        self.last_ckpt):
+            runner.save_checkpoint(
+                self.out_dir,
+                ckpt_filename + PARTIAL_SUFFIX,
+                self.file_client_args,
+                save_optimizer=self.save_optimizer,
+                save_param_scheduler=self.save_param_scheduler,
+                meta=meta,
+                by_epoch=self.by_epoch,
+                backend_args=self.backend_args,
+                **self.args)
+            if is_main_process():
+                commit_file(self.last_ckpt + PARTIAL_SUFFIX, self.last_ckpt)
         if not is_main_process():
             return
-        commit_file(self.last_ckpt + PARTIAL_SUFFIX, self.last_ckpt)
         write_text_atomic(osp.join(runner.work_dir, POINTER), self.last_ckpt)
         if retired is not None and retired != step:
             self._remove(
@@ -263,10 +308,11 @@ class SafeCheckpointHook(CheckpointHook):
             # and commits its own partial file
             if filename.endswith(PARTIAL_SUFFIX):
                 return save(out_dir, filename, *args, **kwargs)
-            save(out_dir, filename + PARTIAL_SUFFIX, *args, **kwargs)
-            if is_main_process():
-                path = self.file_backend.join_path(out_dir, filename)
-                commit_file(path + PARTIAL_SUFFIX, path)
+            path = self.file_backend.join_path(out_dir, filename)
+            with partial_removed_on_failure(path + PARTIAL_SUFFIX, path):
+                save(out_dir, filename + PARTIAL_SUFFIX, *args, **kwargs)
+                if is_main_process():
+                    commit_file(path + PARTIAL_SUFFIX, path)
 
         runner.save_checkpoint = save_atomic
         try:

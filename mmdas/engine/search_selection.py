@@ -17,7 +17,6 @@ turns the trained supernet into a policy:
 - **write**: the policy files and the selection record
   (:meth:`SearchSelection.write`).
 """
-import json
 import os.path as osp
 import time
 from typing import Callable, Dict, List, Optional
@@ -29,6 +28,7 @@ from mmengine.optim import OptimWrapperDict
 from mmdas.policy import DASPolicy
 from .data_streams import Cycle, RngStream, non_persistent
 from .perturbation_selection import PerturbationSelection, task_metric
+from .safe_checkpoint_hook import write_json_atomic
 
 POLICY_FILE = 'policy.json'
 ARGMAX_POLICY_FILE = 'policy_argmax.json'
@@ -247,12 +247,12 @@ class SearchSelection:
             osp.join(work_dir, ARGMAX_POLICY_FILE):
             policy_data(cell, record['argmax']['genotype']),
         }
+        # temp file and rename, as the checkpoints: a kill never leaves a
+        # truncated policy behind
         for name, data in files.items():
-            with open(name, 'w') as f:
-                json.dump(data, f, indent=2)
-                f.write('\n')
-        with open(osp.join(work_dir, SELECTION_FILE), 'w') as f:
-            json.dump(record, f, indent=2)
+            write_json_atomic(name, data, indent=2)
+        write_json_atomic(osp.join(work_dir, SELECTION_FILE), record,
+                          indent=2)
         # the shipped configs (mmseg and mmpretrain) set the DAS
         # preprocessor in the model; a config may set it at top level
         key = ('model.data_preprocessor' if 'data_preprocessor' in

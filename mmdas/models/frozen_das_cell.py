@@ -23,6 +23,7 @@ from typing import Optional, Sequence
 import torch
 from torch import Tensor
 
+from mmdas.policy import read_policy_json
 from mmdas.registry import MODELS
 from .das_cell import DASCell
 
@@ -80,8 +81,7 @@ def is_frozen_cell_file(path: str) -> bool:
 
 def load_frozen_cell(path: str) -> FrozenDASCell:
     """Build the :class:`FrozenDASCell` that a frozen cell file describes."""
-    with open(path) as f:
-        cfg = json.load(f)
+    cfg = read_policy_json(path, f'frozen cell file {path}')
     try:
         return MODELS.build(cfg)
     except (TypeError, ValueError) as err:

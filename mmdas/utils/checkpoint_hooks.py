@@ -1,4 +1,4 @@
-"""Config edits that give every run mmdas's checkpoint hooks.
+"""Config edits that give every run mmdas's checkpoint and training guards.
 
 ``tools/train.py`` and ``tools/test.py`` call :func:`use_checkpoint_hooks`,
 so configs that inherit mmseg's or mmpretrain's ``default_runtime.py`` (whose
@@ -14,7 +14,9 @@ def use_checkpoint_hooks(cfg,
                          test: bool = False,
                          allow_missing: Sequence[str] = ()) -> None:
     """Set up :class:`~mmdas.engine.SafeCheckpointHook` and
-    :class:`~mmdas.engine.CheckpointCoverageHook` in ``cfg`` (in place).
+    :class:`~mmdas.engine.CheckpointCoverageHook` in ``cfg`` (in place),
+    and for training :class:`~mmdas.engine.FiniteTrainingHook` and
+    :class:`~mmdas.engine.RNGStateHook`.
 
     Args:
         cfg (Config): The run's config.
@@ -30,9 +32,14 @@ def use_checkpoint_hooks(cfg,
     elif (hooks['checkpoint'] is not None
           and hooks['checkpoint'].get('type') in PLAIN_CHECKPOINT_HOOKS):
         hooks['checkpoint']['type'] = 'SafeCheckpointHook'
-    cfg.custom_hooks = list(cfg.get('custom_hooks', None) or []) + [
+    added = [
         dict(
             type='CheckpointCoverageHook',
             strict=test,
             allow_missing=list(allow_missing))
     ]
+    custom = list(cfg.get('custom_hooks', None) or [])
+    for guard in ('FiniteTrainingHook', 'RNGStateHook'):
+        if not test and guard not in [h.get('type') for h in custom]:
+            added.append(dict(type=guard))
+    cfg.custom_hooks = custom + added

@@ -118,16 +118,18 @@ def _section(cfg: Config, dotted: str):
     return node
 
 
-def _iter_types(node, path):
-    """Yield ``(path, type_name)`` of every string ``type`` under ``node``."""
+def _iter_types(node, path, key='type', skip=()):
+    """Yield ``(path, type_name)`` of every string ``key`` under ``node``,
+    not descending into the keys in ``skip``."""
     if isinstance(node, dict):
-        if isinstance(node.get('type'), str):
-            yield path, node['type']
-        for key, value in node.items():
-            yield from _iter_types(value, f'{path}.{key}')
+        if isinstance(node.get(key), str):
+            yield path, node[key]
+        for name, value in node.items():
+            if name not in skip:
+                yield from _iter_types(value, f'{path}.{name}', key, skip)
     elif isinstance(node, (list, tuple)):
         for i, value in enumerate(node):
-            yield from _iter_types(value, f'{path}[{i}]')
+            yield from _iter_types(value, f'{path}[{i}]', key, skip)
 
 
 def _scope_registry(scope: str, name: str):
@@ -135,6 +137,8 @@ def _scope_registry(scope: str, name: str):
     try:
         module = importlib.import_module(f'{scope}.registry')
     except ImportError:
+        module = importlib.import_module('mmengine.registry')
+    if not hasattr(module, name):
         module = importlib.import_module('mmengine.registry')
     return getattr(module, name)
 
@@ -167,36 +171,151 @@ def check_config_types(cfg: Config) -> None:
             DefaultScope.get_current_instance().scope_name != scope:
         init_default_scope(scope)
     for section, registry_names in _TYPED_SECTIONS:
-        node = _section(cfg, section)
-        if node is None:
-            continue
-        registries = [_scope_registry(scope, n) for n in registry_names]
-        registry_name = registry_names[0]
-        for path, type_name in _iter_types(node, section):
-            if '.' in type_name:  # explicitly scoped: leave it to mmengine
-                continue
-            if any(r.get(type_name) is not None for r in registries):
-                continue
-            close = difflib.get_close_matches(
-                type_name, sorted(_known_names(registries[0])), n=3,
-                cutoff=0.6)
-            hint = f' Did you mean {", ".join(map(repr, close))}?' if close \
-                else ''
-            imports = (cfg.get('custom_imports') or {}).get('imports', [])
-            if 'mmdas' not in imports:
-                hint += (" If it is an mmdas component, add "
-                         "`custom_imports = dict(imports=['mmdas'], "
-                         "allow_failed_imports=False)` to the config.")
-            raise KeyError(
-                f'{path}.type={type_name!r} is not registered in the '
-                f'{scope!r} {registry_name} registry (config default_scope='
-                f'{scope!r}).{hint}')
+        _check_section_types(cfg, scope, section, registry_names)
+    check_other_types(cfg)
     check_das_preprocessor(cfg)
+    check_das_frames(cfg)
     if cfg.get('das_search') is not None:
         # DASSearchHook reads this section only in before_run, after the
         # datasets and the model are built: check it now
         from mmdas.engine.das_search_hook import check_search_settings
         check_search_settings(cfg.das_search, 'das_search')
+
+
+def _check_section_types(cfg: Config, scope: str, section: str,
+                         registry_names, key: str = 'type',
+                         skip=()) -> None:
+    """Raise a ``KeyError`` with the closest names for the first ``key``
+    under ``section`` that no registry of ``registry_names`` holds."""
+    node = _section(cfg, section)
+    if node is None:
+        return
+    registries = [_scope_registry(scope, n) for n in registry_names]
+    registry_name = registry_names[0]
+    for path, type_name in _iter_types(node, section, key, skip):
+        if '.' in type_name:  # explicitly scoped: leave it to mmengine
+            continue
+        if any(r.get(type_name) is not None for r in registries):
+            continue
+        known = set().union(*(_known_names(r) for r in registries))
+        close = difflib.get_close_matches(type_name, sorted(known), n=3,
+                                          cutoff=0.6)
+        hint = f' Did you mean {", ".join(map(repr, close))}?' if close \
+            else ''
+        imports = (cfg.get('custom_imports') or {}).get('imports', [])
+        if 'mmdas' not in imports:
+            hint += (" If it is an mmdas component, add "
+                     "`custom_imports = dict(imports=['mmdas'], "
+                     "allow_failed_imports=False)` to the config.")
+        raise KeyError(
+            f'{path}.{key}={type_name!r} is not registered in the '
+            f'{scope!r} {registry_name} registry (config default_scope='
+            f'{scope!r}).{hint}')
+
+
+# The other sections whose types the Runner builds, and their registries:
+# (section, registry names, key holding the type, subtrees not to walk).
+_OTHER_TYPED_SECTIONS = (
+    # a wrapping head names its inner head in `wrapped_type`
+    ('model', ('MODELS', ), 'wrapped_type', ()),
+    *((f'{split}_dataloader.dataset', ('DATASETS', ), 'type',
+       ('pipeline', )) for split in ('train', 'val', 'test')),
+    *((f'{split}_dataloader.sampler', ('DATA_SAMPLERS', ), 'type', ())
+      for split in ('train', 'val', 'test')),
+    *((f'{split}_dataloader.batch_sampler', ('DATA_SAMPLERS', ), 'type', ())
+      for split in ('train', 'val', 'test')),
+    ('val_evaluator', ('METRICS', 'EVALUATOR'), 'type', ()),
+    ('test_evaluator', ('METRICS', 'EVALUATOR'), 'type', ()),
+    ('optim_wrapper', ('OPTIM_WRAPPERS', 'OPTIMIZERS'), 'type', ()),
+    ('param_scheduler', ('PARAM_SCHEDULERS', ), 'type', ()),
+    ('default_hooks', ('HOOKS', ), 'type', ()),
+    *((f'{loop}_cfg', ('LOOPS', ), 'type', ())
+      for loop in ('train', 'val', 'test')),
+    ('visualizer', ('VISUALIZERS', 'VISBACKENDS'), 'type', ()),
+    ('optim_wrapper', ('OPTIM_WRAPPER_CONSTRUCTORS', ), 'constructor', ()),
+    ('model_wrapper_cfg', ('MODEL_WRAPPERS', ), 'type', ()),
+    ('log_processor', ('LOG_PROCESSORS', ), 'type', ()),
+    ('tta_model', ('MODELS', ), 'type', ()),
+    ('tta_pipeline', ('TRANSFORMS', ), 'type', ()),
+)
+
+
+def check_other_types(cfg: Config) -> None:
+    """Fail early on an unknown type outside the model, hooks and pipelines.
+
+    Covers what :func:`check_config_types`' model/hook/pipeline walk does
+    not: the ``wrapped_type`` of wrapping heads (``TemporalFusionHead``),
+    dataset, sampler, evaluator, optimiser (and its constructor), scheduler,
+    default-hook, loop, visualiser, model-wrapper, log-processor and
+    test-time-augmentation types. The error is that of
+    :func:`check_config_types` (field, closest names, ``custom_imports``
+    hint).
+
+    Raises:
+        KeyError: If a type does not resolve.
+    """
+    scope = cfg.get('default_scope', None) or 'mmengine'
+    for section, registry_names, key, skip in _OTHER_TYPED_SECTIONS:
+        _check_section_types(cfg, scope, section, registry_names, key, skip)
+
+
+def check_das_frames(cfg: Config) -> None:
+    """Fail early when a DAS policy is bad or its frames do not fit the
+    backbone.
+
+    The policy or cell of the DAS preprocessor the Runner uses
+    (``model.data_preprocessor``, else the top-level one) and the policy of
+    every ``DASImageToVideo`` in the three pipelines are built, so that a
+    bad policy file or magnitude fails now, naming the field; their
+    ``num_frames`` must equal ``model.backbone.num_frames`` of a GSF/TSM
+    backbone.
+
+    Raises:
+        ValueError: Naming both fields and their values.
+    """
+    from mmdas.models.data_preprocessors.das_preprocessor import \
+        build_das_source
+    model = cfg.get('model') or {}
+    sources = []  # (field, what, policy or cell)
+    field = 'model.data_preprocessor'
+    pre = model.get('data_preprocessor')
+    if pre is None:
+        field, pre = 'data_preprocessor', cfg.get('data_preprocessor')
+    if isinstance(pre, dict) and (pre.get('policy') is not None
+                                  or pre.get('cell') is not None):
+        policy, cell = build_das_source(
+            pre.get('policy'), pre.get('cell'), field)
+        sources.append((field, 'policy', policy) if policy is not None else
+                       (field, 'cell', cell))
+    for split in ('train', 'val', 'test'):
+        section = f'{split}_dataloader.dataset.pipeline'
+        for i, step in enumerate(_section(cfg, section) or ()):
+            if isinstance(step, dict) and str(step.get('type', '')).endswith(
+                    'DASImageToVideo') and step.get('policy') is not None:
+                where = f'{section}[{i}]'
+                policy, _ = build_das_source(step['policy'], None, where)
+                sources.append((where, 'policy', policy))
+    cls, frames = _video_backbone(model)
+    for where, what, source in sources:
+        if cls is not None and source.num_frames != frames:
+            raise ValueError(
+                f'{where}.{what} makes {source.num_frames} frames '
+                f'({what}.num_frames={source.num_frames}) but '
+                f'model.backbone.num_frames={frames}: the backbone would '
+                f'read {source.num_frames} frames as {frames}. Set both to '
+                'the same number.')
+
+
+def _video_backbone(model: dict):
+    """``(class, num_frames)`` of a GSF/TSM backbone in a model config, else
+    ``(None, None)``."""
+    from mmdas.models.backbones import VideoResNetMixin
+    backbone = model.get('backbone') or {}
+    cls = _registered(backbone.get('type'))
+    if not (isinstance(cls, type) and issubclass(cls, VideoResNetMixin)):
+        return None, None
+    return cls, backbone.get('num_frames', inspect.signature(
+        VideoResNetMixin.__init__).parameters['num_frames'].default)
 
 
 def _registered(type_name):
@@ -221,7 +340,6 @@ def check_das_preprocessor(cfg: Config) -> None:
         ValueError: Naming the field and the fix.
     """
     from mmdas.models import DASClsDataPreprocessor, DASSegDataPreProcessor
-    from mmdas.models.backbones import VideoResNetMixin
     das_types = (DASClsDataPreprocessor, DASSegDataPreProcessor)
     model = cfg.get('model') or {}
     top = cfg.get('data_preprocessor')
@@ -241,11 +359,9 @@ def check_das_preprocessor(cfg: Config) -> None:
             'settings under model.data_preprocessor (e.g. --cfg-options '
             'model.data_preprocessor.policy=...).')
     backbone = model.get('backbone') or {}
-    cls = _registered(backbone.get('type'))
-    if not (isinstance(cls, type) and issubclass(cls, VideoResNetMixin)):
+    cls, frames = _video_backbone(model)
+    if cls is None:
         return
-    frames = backbone.get('num_frames', inspect.signature(
-        VideoResNetMixin.__init__).parameters['num_frames'].default)
     used, field = (own, 'model.data_preprocessor') if own is not None else (
         top, 'data_preprocessor')
     used_cls = _registered((used or {}).get('type'))

@@ -25,9 +25,9 @@ train_pipeline = [
     dict(
         type='RandomResize',
         scale=crop_size,
-        # >= 1: a crop never needs padding, whose 255 labels break mmseg
-        # 1.2.2 CrossEntropyLoss with class_weight
-        # up to 1.25: larger crops would cut most digits in part
+        # >= 1: a crop never needs padding (its 255 labels are ignored, but
+        # would waste pixels of the crop); up to 1.25: larger crops would
+        # cut most digits in part
         ratio_range=(1.0, 1.25),
         keep_ratio=True),
     # no cat_max_ratio: background covers >90% of every crop anyway

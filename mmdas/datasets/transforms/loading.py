@@ -8,12 +8,14 @@ subclasses load exactly as their parents do, and raise an error naming the
 file instead:
 
 * :class:`LoadImageFromFileChecked`: a missing file or one that does not
-  decode raises ``OSError: <path>: ...``;
+  decode raises ``OSError: <path>: ...``, one smaller than ``min_size``
+  (8: a 1x1 image would leave mmseg a 0-d label) ``ValueError``;
 * :class:`LoadAnnotationsChecked`: the same for the label, and a label that
   is not single-channel, not the size of its image (``ori_shape``, so it may
   follow ``Resize`` as in mmseg's test pipelines) or, if ``num_classes`` is
   given, holds ids outside ``[0, num_classes)`` other than ``ignore_index``
-  raises ``ValueError: <path>: ...``.
+  raises ``ValueError: <path>: ...``; so does a 16-bit label with ids above
+  255, which mmseg's uint8 cast would wrap (266 read as 10).
 
 They are drop-in replacements in any pipeline (``type=
 'LoadImageFromFileChecked'``, ``type='LoadAnnotationsChecked'``); see
@@ -21,11 +23,15 @@ They are drop-in replacements in any pipeline (``type=
 """
 from typing import Optional
 
+import mmcv
 from mmcv.transforms import LoadImageFromFile
+from mmengine import fileio
 from mmseg.datasets.transforms import LoadAnnotations
 
 from mmdas.registry import TRANSFORMS
-from ..checks import label_value_lut, seg_label_problems
+from ..checks import (MIN_IMAGE_SIZE, image_size_problem,
+                      label_depth_problem, label_value_lut,
+                      seg_label_problems, wider_than_8_bits)
 
 
 def _file_error(path: str, error: Exception) -> OSError:
@@ -35,17 +41,32 @@ def _file_error(path: str, error: Exception) -> OSError:
                    f'{str(error).strip()[:200]})')
 
 
+class _LabelError(ValueError):
+    """A label that decodes but is wrong; its message names the file."""
+
+
 @TRANSFORMS.register_module()
 class LoadImageFromFileChecked(LoadImageFromFile):
     """mmcv's ``LoadImageFromFile`` whose errors name the file.
 
-    Arguments are those of ``LoadImageFromFile``; with ``ignore_empty=True``
-    an unreadable file still yields ``None`` as there.
+    With ``ignore_empty=True`` an unreadable file still yields ``None`` as
+    in the parent.
+
+    Args:
+        min_size (int): Smallest height and width accepted, the network's
+            output stride. Defaults to
+            :data:`~mmdas.datasets.checks.MIN_IMAGE_SIZE` (8).
+        **kwargs: Arguments of mmcv's ``LoadImageFromFile``.
 
     Raises:
         FileNotFoundError: If the image is missing.
         OSError: If it does not decode (empty, truncated, not an image).
+        ValueError: If it is smaller than ``min_size``.
     """
+
+    def __init__(self, min_size: int = MIN_IMAGE_SIZE, **kwargs):
+        super().__init__(**kwargs)
+        self.min_size = min_size
 
     def transform(self, results: dict) -> Optional[dict]:
         path = results['img_path']
@@ -55,6 +76,10 @@ class LoadImageFromFileChecked(LoadImageFromFile):
             raise _file_error(path, e) from None
         except Exception as e:
             raise _file_error(path, e) from e
+        if out is not None:
+            small = image_size_problem(out['img'].shape, self.min_size)
+            if small:
+                raise ValueError(f'{path}: {small}')
         return out
 
 
@@ -88,9 +113,10 @@ class LoadAnnotationsChecked(LoadAnnotations):
     def _load_seg_map(self, results: dict) -> None:
         path = results['seg_map_path']
         try:
+            self._check_depth(path)
             super()._load_seg_map(results)
-        except AssertionError:  # reduce_zero_label mismatch: mmseg's message
-            raise
+        except (AssertionError, _LabelError):  # reduce_zero_label mismatch:
+            raise  # mmseg's message; or ours, naming the file
         except Exception as e:
             raise _file_error(path, e) from e
         label = results['gt_seg_map']
@@ -102,6 +128,18 @@ class LoadAnnotationsChecked(LoadAnnotations):
                                       label_value_lut(False, None))
         if problems:
             raise ValueError(f'{path}: ' + '; '.join(problems))
+
+    def _check_depth(self, path: str) -> None:
+        """Refuse a label whose stored ids do not fit the parent's uint8
+        cast (a 16-bit PNG); an 8-bit PNG is not decoded twice."""
+        data = fileio.get(path, backend_args=self.backend_args)
+        if not data or not wider_than_8_bits(data):
+            return  # empty: the parent's decode names the problem
+        label = mmcv.imfrombytes(
+            data, flag='unchanged', backend=self.imdecode_backend)
+        problem = label_depth_problem(label) if label is not None else None
+        if problem:
+            raise _LabelError(f'{path}: {problem}')
 
     def __repr__(self) -> str:
         return (super().__repr__()[:-1] + f', num_classes={self.num_classes}'

@@ -33,7 +33,7 @@ For the same policy both modes give the same ``inputs`` and metainfo (up
 to float rounding), padded or not.
 """
 import contextlib
-from typing import Optional, Union
+from typing import Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -62,6 +62,33 @@ def _image_boxes(inputs) -> Tensor:
     return torch.tensor([[0, 0, w, h] for h, w in sizes])
 
 
+def build_das_source(policy, cell, name: str) -> Tuple[Optional[DASPolicy],
+                                                      Optional[nn.Module]]:
+    """The ``(policy, cell)`` a DAS preprocessor's arguments describe.
+
+    A policy path holding a frozen cell (what a multi-node search writes
+    where a policy goes) becomes the cell. The config check
+    (:func:`mmdas.utils.launch.check_das_frames`) calls this too, so that a
+    bad policy fails before anything is built.
+
+    Args:
+        policy (dict | str | DASPolicy, optional): The ``policy`` argument.
+        cell (dict | nn.Module, optional): The ``cell`` argument.
+        name (str): The field that holds them, for error messages.
+    """
+    if is_frozen_cell_file(policy):
+        policy, cell = None, load_frozen_cell(policy)
+    if policy is not None and cell is not None:
+        raise ValueError(f'{name}: give either `policy` (a fixed DAS '
+                         f'policy) or `cell` (a DASCell to search), not '
+                         f'both.')
+    if policy is not None:
+        return build_policy(policy, field=f'{name}.policy'), None
+    if cell is not None:
+        return None, MODELS.build(cell) if isinstance(cell, dict) else cell
+    return None, None
+
+
 class _DASVideoMixin:
     """What the mmseg and mmpretrain DAS preprocessors share."""
 
@@ -69,23 +96,11 @@ class _DASVideoMixin:
     _conversion_attr = ''
 
     def _init_das(self, policy, cell, num_frames, name: str) -> None:
-        if is_frozen_cell_file(policy):
-            # a multi-node search writes its frozen cell where a policy goes
-            policy, cell = None, load_frozen_cell(policy)
-        if policy is not None and cell is not None:
-            raise ValueError(f'{name}: give either `policy` (a fixed DAS '
-                             f'policy) or `cell` (a DASCell to search), not '
-                             f'both.')
-        self.policy: Optional[DASPolicy] = None
-        self.cell: Optional[nn.Module] = None
-        if policy is not None:
-            self.policy = build_policy(policy, field=f'{name}.policy')
-            frames = self.policy.num_frames
-        elif cell is not None:
-            self.cell = MODELS.build(cell) if isinstance(cell, dict) else cell
-            frames = self.cell.num_frames
-        else:
-            frames = None
+        self.policy: Optional[DASPolicy]
+        self.cell: Optional[nn.Module]
+        self.policy, self.cell = build_das_source(policy, cell, name)
+        source = self.policy if self.policy is not None else self.cell
+        frames = source.num_frames if source is not None else None
         if num_frames is not None:
             num_frames = check_num_frames(num_frames, f'{name}.num_frames')
             if frames is not None and frames != num_frames:
