@@ -20,6 +20,12 @@ needed. See ``docs/compat.md`` for the cause of each breakage.
   samples (an empty or mistyped folder) fails with numpy's ``need at least
   one array to concatenate``. The fix raises an error naming the dataset
   class and its folders instead, when the dataset is built.
+* :func:`install_inference_loader_lookup`: mmseg's ``MMSegInferencer`` and
+  ``inference_model`` and mmpretrain's inferencers find the loaders of a
+  test pipeline by exact type name (``'LoadImageFromFile'``,
+  ``'LoadAnnotations'``), so they miss mmdas's checked subclasses of them.
+  The fix makes those look-ups also match a subclass of the named
+  transform.
 """
 import importlib
 import importlib.util
@@ -177,8 +183,81 @@ def install_empty_dataset_error() -> Callable:
     return _serialize_data
 
 
+def transform_is(transform, name: str, registry) -> bool:
+    """Whether a pipeline entry is the transform ``name`` or a subclass.
+
+    Args:
+        transform (dict | BaseTransform): A pipeline entry: a config dict
+            (``type`` a registered name or a class) or a built transform.
+        name (str): Class name of the transform looked for, e.g.
+            ``'LoadImageFromFile'``.
+        registry (Registry): Where a ``type`` string is resolved (mmseg's or
+            mmpretrain's ``TRANSFORMS``).
+    """
+    kind = transform.get('type') if isinstance(transform, dict) \
+        else type(transform)
+    if kind == name:
+        return True
+    if isinstance(kind, str):
+        kind = registry.get(kind)
+    return isinstance(kind, type) and any(
+        cls.__name__ == name for cls in kind.__mro__)
+
+
+def install_inference_loader_lookup() -> None:
+    """Let mmseg's and mmpretrain's inference clients find subclassed
+    loaders.
+
+    ``MMSegInferencer`` swaps the test pipeline's ``LoadImageFromFile`` for
+    its own loader and drops ``LoadAnnotations``; ``mmseg.apis.
+    inference_model`` drops ``LoadAnnotations``; mmpretrain's inferencers
+    drop ``LoadImageFromFile`` (``remove_transform``). Each compares type
+    names, so with ``LoadImageFromFileChecked`` / ``LoadAnnotationsChecked``
+    they fail (``LoadImageFromFile is not found in the test pipeline``,
+    ``KeyError: 'seg_map_path'``). After this fix the look-ups match the
+    named transform or any subclass of it; stock pipelines are found as
+    before.
+    """
+    import mmpretrain.datasets.transforms as pretrain_transforms
+    import mmseg.apis.inference as seg_inference
+    from mmpretrain.datasets.transforms import utils as pretrain_utils
+    from mmpretrain.registry import TRANSFORMS as PRETRAIN_TRANSFORMS
+    from mmseg.apis import MMSegInferencer
+    from mmseg.registry import TRANSFORMS as SEG_TRANSFORMS
+
+    def index(pipeline, name, registry) -> int:
+        return next((i for i, t in enumerate(pipeline)
+                     if transform_is(t, name, registry)), -1)
+
+    def _get_transform_idx(self, pipeline_cfg, name: str) -> int:
+        return index(pipeline_cfg, name, SEG_TRANSFORMS)
+
+    def get_transform_idx(pipeline, target: str) -> int:
+        return index(pipeline, target, PRETRAIN_TRANSFORMS)
+
+    prepare = getattr(seg_inference._preprare_data, '__wrapped__',
+                      seg_inference._preprare_data)
+
+    def _preprare_data(imgs, model):
+        # mmseg removes only transforms typed exactly 'LoadAnnotations'
+        cfg = model.cfg
+        cfg.test_pipeline = [
+            t for t in cfg.test_pipeline
+            if not transform_is(t, 'LoadAnnotations', SEG_TRANSFORMS)
+        ]
+        return prepare(imgs, model)
+
+    _preprare_data.__wrapped__ = prepare
+    MMSegInferencer._get_transform_idx = _get_transform_idx
+    seg_inference._preprare_data = _preprare_data
+    # remove_transform looks get_transform_idx up in its module at call time
+    pretrain_utils.get_transform_idx = get_transform_idx
+    pretrain_transforms.get_transform_idx = get_transform_idx
+
+
 def apply_all() -> None:
     """Apply every fix; called once by ``import mmdas``."""
     install_mmcv_ops_fallback()
     install_checkpoint_loader()
     install_empty_dataset_error()
+    install_inference_loader_lookup()
