@@ -43,8 +43,10 @@ from mmdas.models.decode_heads.temporal_fusion_head import (
 from mmdas.models.heads import TemporalAvgClsHead
 from mmdas.video import stack_frames, warp_frames
 
-__all__ = ['ImageToPrediction', 'export_onnx', 'reference_outputs',
-           'parity', 'inverse_3x3']
+__all__ = [
+    'ImageToPrediction', 'export_onnx', 'reference_outputs', 'parity',
+    'check_parity', 'inverse_3x3', 'maps_for_size', 'square_op_maps'
+]
 
 
 def inverse_3x3(mats: Tensor) -> Tensor:
@@ -66,6 +68,45 @@ def inverse_3x3(mats: Tensor) -> Tensor:
     ], -1)
     det = a * cof[..., 0] + b * cof[..., 3] + c * cof[..., 6]
     return (cof / det[..., None]).reshape(mats.shape)
+
+
+def square_op_maps(policy) -> Tensor:
+    """``[P, T, 3, 3]``: each of the policy's P ops' maps on a square
+    image, in order."""
+    offsets = policy.offsets()
+    return torch.stack([
+        op_matrices(t['op'], t['magnitude'], offsets, 1, 1)
+        for t in policy.transforms
+    ]).float()
+
+
+def maps_for_size(square_maps: Tensor, height, width) -> Tensor:
+    """``[T, 3, 3]`` policy maps for an image of ``height x width`` from
+    :func:`square_op_maps`, with tensor ops only (the sizes may be
+    symbolic in an exported graph).
+
+    In normalised coordinates an op's map depends on the size only through
+    the aspect ratio: :func:`mmdas.geometry.op_matrices` conjugates its
+    centred pixel map by ``diag(2/w, 2/h, 1)``, which scales entry (0, 1)
+    by ``h/w`` and (1, 0) by ``w/h``; translations are a fraction of the
+    size, the same in normalised units. The ops compose as in
+    :func:`mmdas.geometry.policy_matrices` (the first op first).
+    :meth:`ImageToPrediction.check_maps` compares the result with
+    :meth:`DASPolicy.matrices` before every export.
+    """
+    one = square_maps.new_ones(())
+    ratio = one * height / width
+    scale = torch.stack([
+        torch.stack([one, ratio, one]),
+        torch.stack([1 / ratio, one, one]),
+        torch.stack([one, one, one])
+    ])
+    mats = torch.eye(
+        3, dtype=square_maps.dtype, device=square_maps.device).expand(
+            square_maps.shape[1], 3, 3)
+    for step in square_maps * scale:  # a few ops, not frames
+        mats = step @ mats
+    return mats
 
 
 def _is_segmentor(model: nn.Module) -> bool:
@@ -126,13 +167,7 @@ class ImageToPrediction(nn.Module):
         if self.policy is not None:
             # each op's maps on a square image; other sizes follow from the
             # aspect ratio in the graph (see das_maps)
-            offsets = self.policy.offsets()
-            self.register_buffer(
-                'square_maps',
-                torch.stack([
-                    op_matrices(t['op'], t['magnitude'], offsets, 1, 1)
-                    for t in self.policy.transforms
-                ]).float())
+            self.register_buffer('square_maps', square_op_maps(self.policy))
         if self.task == 'seg':
             mode = model.test_cfg.get('mode', 'whole')
             if mode != 'whole':
@@ -147,27 +182,9 @@ class ImageToPrediction(nn.Module):
         return 1 if self.policy is None else self.policy.num_frames
 
     def das_maps(self, height, width) -> Tensor:
-        """``[T, 3, 3]`` forward maps of the policy for an image of
-        ``height x width``, in the graph.
-
-        In normalised coordinates an op's map depends on the size only
-        through the aspect ratio: its entries (0, 1) and (1, 0) scale by
-        ``h/w`` and ``w/h`` (:func:`mmdas.geometry.op_matrices` conjugates
-        centred pixel maps by ``diag(2/w, 2/h, 1)``; translations are a
-        fraction of the size). :meth:`check_maps` compares this with
-        :meth:`DASPolicy.matrices`.
-        """
-        sq = self.square_maps
-        one = sq.new_ones(())
-        ratio = one * height / width
-        row0 = torch.stack([one, ratio, one])
-        row1 = torch.stack([1 / ratio, one, one])
-        scale = torch.stack([row0, row1, torch.stack([one, one, one])])
-        mats = torch.eye(3, dtype=sq.dtype, device=sq.device).expand(
-            sq.shape[1], 3, 3)
-        for step in sq * scale:  # a few ops, not frames
-            mats = step @ mats
-        return mats
+        """``[T, 3, 3]`` maps of the policy for ``height x width`` input,
+        in the graph (:func:`maps_for_size`)."""
+        return maps_for_size(self.square_maps, height, width)
 
     def check_maps(self, height: int, width: int) -> None:
         """Raise if :meth:`das_maps` differs from the policy's maps."""
