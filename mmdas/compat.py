@@ -26,6 +26,11 @@ needed. See ``docs/compat.md`` for the cause of each breakage.
   ``'LoadAnnotations'``), so they miss mmdas's checked subclasses of them.
   The fix makes those look-ups also match a subclass of the named
   transform.
+* :func:`register_mmpretrain_model_index`: mmpretrain's ``inference_model``
+  and ``get_model`` take model names from its ``ModelHub``; this adds the
+  models of mmdas's ``model-index.yml`` to it, so
+  ``inference_model('das_resnet18_embedded_digits_cls', img,
+  pretrained=CKPT)`` works as for mmpretrain's own models.
 """
 import importlib
 import importlib.util
@@ -255,9 +260,33 @@ def install_inference_loader_lookup() -> None:
     pretrain_transforms.get_transform_idx = get_transform_idx
 
 
+def register_mmpretrain_model_index() -> int:
+    """Add mmdas's models (``mmdas/.mim/model-index.yml``) to mmpretrain's
+    ``ModelHub``; names already there are left alone.
+
+    Returns:
+        int: How many models were added.
+    """
+    import yaml
+    from mmpretrain.apis.model import ModelHub
+    mim_dir = osp.join(osp.dirname(osp.abspath(__file__)), '.mim')
+    index = osp.join(mim_dir, 'model-index.yml')
+    if not osp.isfile(index):
+        return 0
+    with open(index) as f:
+        first = yaml.safe_load(f)['Import'][0]
+    with open(osp.join(mim_dir, first)) as f:
+        if ModelHub.has(yaml.safe_load(f)['Models'][0]['Name'].lower()):
+            return 0  # registered before
+    before = len(ModelHub._models_dict)
+    ModelHub.register_model_index(index, config_prefix=mim_dir)
+    return len(ModelHub._models_dict) - before
+
+
 def apply_all() -> None:
     """Apply every fix; called once by ``import mmdas``."""
     install_mmcv_ops_fallback()
     install_checkpoint_loader()
     install_empty_dataset_error()
     install_inference_loader_lookup()
+    register_mmpretrain_model_index()

@@ -114,3 +114,16 @@ def test_mmpretrain_inferencer(cls_checkpoint_and_photo):
     assert scores.shape == (10, )
     assert torch.isclose(scores.sum(), torch.tensor(1.0), atol=1e-5)
     assert result['pred_label'] == int(scores.argmax())
+
+
+def test_mmpretrain_inference_model_by_name(cls_checkpoint_and_photo):
+    """mmpretrain's inference_model takes ModelHub names; mmdas's model
+    index is registered there at import."""
+    from mmpretrain.apis import inference_model, list_models
+    checkpoint, photo = cls_checkpoint_and_photo
+    assert 'das_resnet18_embedded_digits_cls' in list_models(
+        task='Image Classification')
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        result = inference_model('das_resnet18_embedded_digits_cls', photo,
+                                 pretrained=checkpoint, device='cpu')
+    assert torch.as_tensor(result['pred_scores']).shape == (10, )
