@@ -295,12 +295,11 @@ def export_onnx(wrapper: ImageToPrediction,
     wrapper.check_maps(*example.shape[-2:])
     dynamic_shapes = None
     if dynamic:
-        dim = torch.export.Dim
-        dynamic_shapes = ({
-            0: dim('batch', min=1, max=1024),
-            2: dim('height', min=32, max=8192),
-            3: dim('width', min=32, max=8192)
-        }, )
+        # AUTO: the exporter keeps each size dynamic in the range the model
+        # allows (e.g. more than 32 pixels for a stride-32 map of more than
+        # one pixel); a size it must fix would fail the second-size check
+        auto = torch.export.Dim.AUTO
+        dynamic_shapes = ({0: auto, 2: auto, 3: auto}, )
     with torch.no_grad():
         program = torch.export.export(
             wrapper, (example, ), dynamic_shapes=dynamic_shapes)

