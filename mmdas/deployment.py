@@ -325,6 +325,7 @@ def parity(reference: Tensor, exported: np.ndarray) -> Dict[str, float]:
                          f'exported model {exported.shape}.')
     return dict(
         max_abs_diff=float(np.abs(ref - exported).max()),
+        max_abs_logit=float(np.abs(ref).max()),
         argmax_agreement=float(
             (ref.argmax(1) == exported.argmax(1)).mean()))
 
@@ -381,7 +382,8 @@ def format_figures(figures: dict) -> List[str]:
     unit = 'pixels' if figures.get('task') == 'seg' else 'images'
     return [
         f'parity on {n} images of {h}x{w}: max |onnx - torch| = '
-        f'{figures["max_abs_diff"]:.3g}, same argmax on '
+        f'{figures["max_abs_diff"]:.3g} (max |torch| '
+        f'{figures["max_abs_logit"]:.3g}), same argmax on '
         f'{100 * figures["argmax_agreement"]:.3f}% of {unit}',
         f'latency per image at {h}x{w}: onnxruntime '
         f'{1e3 * figures["onnxruntime_s_per_image"]:.1f} ms, PyTorch '
