@@ -135,3 +135,12 @@ def test_small_das_segmentor_exports_with_parity(tmp_path):
     images = np.random.default_rng(0).uniform(0, 255, (1, 3, 40, 56))
     logits = session.run(None, {'images': images.astype(np.float32)})[0]
     assert logits.shape == (1, 5, 40, 56)
+
+
+def test_opset_without_grid_sample_is_refused(tmp_path):
+    from mmdas.deployment import export_onnx
+    wrapper = ImageToPrediction(_build(DEMO))
+    with pytest.raises(ValueError, match=r'--opset 15.*GridSample'):
+        export_onnx(wrapper, torch.zeros(1, 3, 80, 80),
+                    str(tmp_path / 'm.onnx'), opset=15)
+    assert not (tmp_path / 'm.onnx').exists()
