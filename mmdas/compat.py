@@ -26,6 +26,17 @@ needed. See ``docs/compat.md`` for the cause of each breakage.
   ``ignore_index`` (255, also what crops pad with) raises ``IndexError``
   (open-mmlab/mmsegmentation#3734). The fix computes that average factor
   with ignored pixels left out of the lookup.
+* :func:`install_inference_loader_lookup`: mmseg's ``MMSegInferencer`` and
+  ``inference_model`` and mmpretrain's inferencers find the loaders of a
+  test pipeline by exact type name (``'LoadImageFromFile'``,
+  ``'LoadAnnotations'``), so they miss mmdas's checked subclasses of them.
+  The fix makes those look-ups also match a subclass of the named
+  transform.
+* :func:`register_mmpretrain_model_index`: mmpretrain's ``inference_model``
+  and ``get_model`` take model names from its ``ModelHub``; this adds the
+  models of mmdas's ``model-index.yml`` to it, so
+  ``inference_model('das_resnet18_embedded_digits_cls', img,
+  pretrained=CKPT)`` works as for mmpretrain's own models.
 """
 import importlib
 import importlib.util
@@ -227,6 +238,99 @@ def install_ignore_index_class_weight_fix() -> Callable:
     cross_entropy.__doc__ = original.__doc__
     cross_entropy_loss.cross_entropy = cross_entropy
     return cross_entropy
+def transform_is(transform, name: str, registry) -> bool:
+    """Whether a pipeline entry is the transform ``name`` or a subclass.
+
+    Args:
+        transform (dict | BaseTransform): A pipeline entry: a config dict
+            (``type`` a registered name or a class) or a built transform.
+        name (str): Class name of the transform looked for, e.g.
+            ``'LoadImageFromFile'``.
+        registry (Registry): Where a ``type`` string is resolved (mmseg's or
+            mmpretrain's ``TRANSFORMS``).
+    """
+    kind = transform.get('type') if isinstance(transform, dict) \
+        else type(transform)
+    if kind == name:
+        return True
+    if isinstance(kind, str):
+        kind = registry.get(kind)
+    return isinstance(kind, type) and any(
+        cls.__name__ == name for cls in kind.__mro__)
+
+
+def install_inference_loader_lookup() -> None:
+    """Let mmseg's and mmpretrain's inference clients find subclassed
+    loaders.
+
+    ``MMSegInferencer`` swaps the test pipeline's ``LoadImageFromFile`` for
+    its own loader and drops ``LoadAnnotations``; ``mmseg.apis.
+    inference_model`` drops ``LoadAnnotations``; mmpretrain's inferencers
+    drop ``LoadImageFromFile`` (``remove_transform``). Each compares type
+    names, so with ``LoadImageFromFileChecked`` / ``LoadAnnotationsChecked``
+    they fail (``LoadImageFromFile is not found in the test pipeline``,
+    ``KeyError: 'seg_map_path'``). After this fix the look-ups match the
+    named transform or any subclass of it; stock pipelines are found as
+    before.
+    """
+    import mmpretrain.datasets.transforms as pretrain_transforms
+    import mmseg.apis.inference as seg_inference
+    from mmpretrain.datasets.transforms import utils as pretrain_utils
+    from mmpretrain.registry import TRANSFORMS as PRETRAIN_TRANSFORMS
+    from mmseg.apis import MMSegInferencer
+    from mmseg.registry import TRANSFORMS as SEG_TRANSFORMS
+
+    def index(pipeline, name, registry) -> int:
+        return next((i for i, t in enumerate(pipeline)
+                     if transform_is(t, name, registry)), -1)
+
+    def _get_transform_idx(self, pipeline_cfg, name: str) -> int:
+        return index(pipeline_cfg, name, SEG_TRANSFORMS)
+
+    def get_transform_idx(pipeline, target: str) -> int:
+        return index(pipeline, target, PRETRAIN_TRANSFORMS)
+
+    prepare = getattr(seg_inference._preprare_data, '__wrapped__',
+                      seg_inference._preprare_data)
+
+    def _preprare_data(imgs, model):
+        # mmseg removes only transforms typed exactly 'LoadAnnotations'
+        cfg = model.cfg
+        cfg.test_pipeline = [
+            t for t in cfg.test_pipeline
+            if not transform_is(t, 'LoadAnnotations', SEG_TRANSFORMS)
+        ]
+        return prepare(imgs, model)
+
+    _preprare_data.__wrapped__ = prepare
+    MMSegInferencer._get_transform_idx = _get_transform_idx
+    seg_inference._preprare_data = _preprare_data
+    # remove_transform looks get_transform_idx up in its module at call time
+    pretrain_utils.get_transform_idx = get_transform_idx
+    pretrain_transforms.get_transform_idx = get_transform_idx
+
+
+def register_mmpretrain_model_index() -> int:
+    """Add mmdas's models (``mmdas/.mim/model-index.yml``) to mmpretrain's
+    ``ModelHub``; names already there are left alone.
+
+    Returns:
+        int: How many models were added.
+    """
+    import yaml
+    from mmpretrain.apis.model import ModelHub
+    mim_dir = osp.join(osp.dirname(osp.abspath(__file__)), '.mim')
+    index = osp.join(mim_dir, 'model-index.yml')
+    if not osp.isfile(index):
+        return 0
+    with open(index) as f:
+        first = yaml.safe_load(f)['Import'][0]
+    with open(osp.join(mim_dir, first)) as f:
+        if ModelHub.has(yaml.safe_load(f)['Models'][0]['Name'].lower()):
+            return 0  # registered before
+    before = len(ModelHub._models_dict)
+    ModelHub.register_model_index(index, config_prefix=mim_dir)
+    return len(ModelHub._models_dict) - before
 
 
 def apply_all() -> None:
@@ -235,3 +339,5 @@ def apply_all() -> None:
     install_checkpoint_loader()
     install_empty_dataset_error()
     install_ignore_index_class_weight_fix()
+    install_inference_loader_lookup()
+    register_mmpretrain_model_index()

@@ -394,6 +394,35 @@ def pixel_matrix(mats: Tensor, height: int, width: int) -> Tensor:
     return torch.linalg.inv(to_norm) @ mats @ to_norm
 
 
+def affine_grid(theta: Tensor, height: int, width: int) -> Tensor:
+    """``F.affine_grid(theta, [B, C, height, width], align_corners=False)``
+    from plain tensor ops.
+
+    The same sampling grid (pixel centres ``(2i + 1) / size - 1``, to float
+    rounding), built so that an exported graph keeps the height and width
+    dynamic: ``affine_grid``'s decomposition fixes them to the example's.
+
+    Args:
+        theta (Tensor): ``[B, 2, 3]`` maps from output to input points.
+        height (int): Output height.
+        width (int): Output width.
+
+    Returns:
+        Tensor: ``[B, height, width, 2]`` ``(x, y)`` sampling points.
+    """
+    xs = (torch.arange(width, dtype=theta.dtype, device=theta.device) * 2 +
+          1) / width - 1
+    ys = (torch.arange(height, dtype=theta.dtype, device=theta.device) * 2 +
+          1) / height - 1
+    xs, ys = xs[None, None, :], ys[None, :, None]
+    theta = theta[..., None, None]  # [B, 2, 3, 1, 1]
+    # broadcasting, no reshape: reshapes would tie the exported sizes
+    return torch.stack([
+        theta[:, j, 0] * xs + theta[:, j, 1] * ys + theta[:, j, 2]
+        for j in range(2)
+    ], -1)
+
+
 def _sample(inputs: Tensor, sampling: Tensor, mode: str,
             size: Optional[Tuple[int, int]]) -> Tuple[Tensor, Tensor]:
     """Sample ``inputs`` at ``sampling @ output point``; also return validity.
@@ -401,11 +430,8 @@ def _sample(inputs: Tensor, sampling: Tensor, mode: str,
     Returns the sampled tensor and a ``[B, 1, H, W]`` bool mask of output
     pixels whose source lies inside the input.
     """
-    batch, channels = inputs.shape[:2]
     height, width = size if size is not None else inputs.shape[-2:]
-    theta = sampling[:, :2, :].to(inputs.dtype)
-    grid = F.affine_grid(
-        theta, [batch, channels, height, width], align_corners=False)
+    grid = affine_grid(sampling[:, :2, :].to(inputs.dtype), height, width)
     out = F.grid_sample(
         inputs, grid, mode=mode, padding_mode='zeros', align_corners=False)
     # a small tolerance keeps exact border pixels valid despite rounding
@@ -413,10 +439,10 @@ def _sample(inputs: Tensor, sampling: Tensor, mode: str,
     if (height, width) == tuple(inputs.shape[-2:]):
         # affine_grid's pixel centres are off by ~1e-6 even for the identity,
         # so frames with an exact identity map are copied, bit for bit
+        # (no branch on the data: an exported graph keeps this step)
         eye = torch.eye(3, dtype=sampling.dtype, device=sampling.device)
         ident = (sampling == eye).flatten(1).all(dim=1)
-        if bool(ident.any()):
-            out = torch.where(ident[:, None, None, None], inputs, out)
+        out = torch.where(ident[:, None, None, None], inputs, out)
     return out, valid
 
 

@@ -132,6 +132,5 @@ def warp_frames(frames: Tensor,
     # (x - bg) + bg is not bit-exact: put identity frames back untouched
     eye = torch.eye(3, dtype=mats.dtype, device=mats.device)
     ident = (mats == eye).flatten(2).all(dim=2)  # [N, T]
-    if bool(ident.any()):
-        out[ident] = frames[ident]
-    return out
+    # a select, not a branch on the data: an exported graph keeps it
+    return torch.where(ident[:, :, None, None, None], frames, out)

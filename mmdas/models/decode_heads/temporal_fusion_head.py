@@ -30,6 +30,37 @@ def _metainfo(sample) -> dict:
     return sample if isinstance(sample, dict) else sample.metainfo
 
 
+def fuse_frames(seg_logits: Tensor,
+                maps: Tensor,
+                region: Optional[Tensor] = None) -> Tensor:
+    """The ``'inverse_warp'`` fusion of :class:`TemporalFusionHead`.
+
+    Args:
+        seg_logits (Tensor): ``[N*T, K, h, w]`` per-frame logits, frame t
+            of image n at ``n*T + t``.
+        maps (Tensor): ``[N, T, 3, 3]`` forward maps of the frames in the
+            normalised coordinates of the logit map.
+        region (Tensor, optional): ``[N, 1, h, w]`` pixels of the map that
+            hold the image (not padding). Defaults to the whole map.
+
+    Returns:
+        Tensor: ``[N, K, h, w]``: per pixel, the mean of the inverse-warped
+        logits of the frames valid there, else the plain mean.
+    """
+    num_images, frames = maps.shape[:2]
+    per_image = seg_logits.view(num_images, frames, *seg_logits.shape[1:])
+    if region is not None:
+        region = region.repeat_interleave(frames, dim=0)
+    warped, valid = inverse_warp(
+        seg_logits, maps.reshape(-1, 3, 3), region=region)
+    warped = warped.view_as(per_image)
+    valid = valid.view(num_images, frames, 1,
+                       *seg_logits.shape[2:]).to(seg_logits.dtype)
+    count = valid.sum(1)
+    fused = (warped * valid).sum(1) / count.clamp_min(1)
+    return torch.where(count > 0, fused, per_image.mean(1))
+
+
 @MODELS.register_module()
 class TemporalFusionHead(BaseModule):
     """Run an mmseg decode head per frame and fuse the frames' logits.
@@ -158,22 +189,13 @@ class TemporalFusionHead(BaseModule):
                                     *seg_logits.shape[1:])
         if frames == 1:
             return per_image[:, 0]
-        mean = per_image.mean(1)
         if self.fusion == 'mean':
-            return mean
+            return per_image.mean(1)
 
         mats = self._matrices(batch_img_metas, frames, seg_logits.device)
         maps, region = self._maps_on_logits(batch_img_metas, mats,
                                             seg_logits.shape[-2:])
-        warped, valid = inverse_warp(
-            seg_logits, maps.view(nt, 3, 3),
-            region=region.repeat_interleave(frames, dim=0))
-        warped = warped.view_as(per_image)
-        valid = valid.view(num_images, frames, 1,
-                           *seg_logits.shape[2:]).to(seg_logits.dtype)
-        count = valid.sum(1)
-        fused = (warped * valid).sum(1) / count.clamp_min(1)
-        return torch.where(count > 0, fused, mean)
+        return fuse_frames(seg_logits, maps, region)
 
     @staticmethod
     def _maps_on_logits(batch_img_metas: Sequence, mats: Tensor,
