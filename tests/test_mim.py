@@ -4,9 +4,11 @@
 mim finds a package's configs, tools and model index under
 ``<install location>/mmdas/.mim``. The checkout holds them as symlinks
 (``mmdas/.mim/{configs,tools,model-index.yml}``); the wheel copies them.
-The mim commands run on a wheel installed into a temporary folder (a PEP 660
-editable install puts the distribution in site-packages, where mim then
-looks for ``mmdas/``; see docs/deployment.md).
+The mim commands run on a wheel installed into a temporary folder, and on
+the editable install with the checkout on ``PYTHONPATH`` (a PEP 660 editable
+install puts the distribution in site-packages, where mim then looks for
+``mmdas/``; the checkout first on the path makes mim find the checkout's
+``mmdas.egg-info`` instead; see docs/deployment.md).
 """
 import glob
 import os
@@ -81,9 +83,12 @@ def wheel_site(tmp_path_factory):
 
 
 def _mim(site, args, cwd, timeout=600):
+    """``mim ARGS`` on the wheel in ``site``, or (``site=None``) on the
+    editable install with the checkout first on ``PYTHONPATH``."""
     env = tool_env()
-    # the installed wheel first, not the checkout the tests run from
-    env['PYTHONPATH'] = os.pathsep.join([site, env['PYTHONPATH']])
+    if site is not None:
+        # the installed wheel first, not the checkout the tests run from
+        env['PYTHONPATH'] = os.pathsep.join([site, env['PYTHONPATH']])
     proc = subprocess.run([sys.executable, '-m', 'mim', *args], cwd=cwd,
                           env=env, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True,
@@ -114,8 +119,29 @@ def test_mim_search_lists_the_models(wheel_site, tmp_path):
         glob.glob(osp.join(REPO, 'configs', '*.py')))
 
 
-def test_mim_train_and_test_run_the_packaged_tools(wheel_site, tmp_path,
+@pytest.fixture(params=['wheel', 'editable'])
+def mim_site(request):
+    """Where mim finds mmdas: the installed wheel, or the checkout of the
+    editable install (``make venv``) through its ``mmdas.egg-info``."""
+    if request.param == 'wheel':
+        return request.getfixturevalue('wheel_site')
+    if not glob.glob(osp.join(REPO, '*.egg-info')):
+        pytest.skip('mmdas is not editable-installed from this checkout')
+    return None
+
+
+def test_mim_search_sees_an_editable_install(tmp_path):
+    if not glob.glob(osp.join(REPO, '*.egg-info')):
+        pytest.skip('mmdas is not editable-installed from this checkout')
+    out = _mim(None, ['search', 'mmdas', '--config',
+                      'das_deeplabv3plus_r18_embedded'], tmp_path)
+    assert 'config id: das_deeplabv3plus_r18_embedded' in out
+    assert '65.91' in out
+
+
+def test_mim_train_and_test_run_the_packaged_tools(mim_site, tmp_path,
                                                    tiny_seg_root):
+    wheel_site = mim_site
     work_dir = str(tmp_path / 'work')
     options = seg_options(tiny_seg_root, max_iters=2)
     # a config name mim resolves from the package's .mim/configs
