@@ -192,6 +192,7 @@ def check_config_types(cfg: Config) -> None:
                 f'{scope!r} {registry_name} registry (config default_scope='
                 f'{scope!r}).{hint}')
     check_das_preprocessor(cfg)
+    check_das_pipelines(cfg)
     if cfg.get('das_search') is not None:
         # DASSearchHook reads this section only in before_run, after the
         # datasets and the model are built: check it now
@@ -258,3 +259,90 @@ def check_das_preprocessor(cfg: Config) -> None:
             f"{(used or {}).get('type', 'the model default')!r}. Set "
             f"model.data_preprocessor=dict(type='{cls.das_preprocessor}', "
             'policy=..., ...).')
+
+
+#: Pipeline transforms that move pixels: after ``DASImageToVideo`` they make
+#: its ``das_matrices`` stale (``DASPad`` pads at the bottom and right and
+#: records the image's size, so it may follow).
+_GEOMETRIC_TRANSFORMS = ('RandomFlip', 'RandomCrop', 'Resize', 'RandomResize',
+                         'RandomChoiceResize', 'RandomRotate',
+                         'RandomRotFlip', 'ResizeToMultiple',
+                         'ResizeShortestEdge', 'RandomResizedCrop',
+                         'CenterCrop', 'RandomMosaic', 'Pad', 'TestTimeAug')
+
+
+def _pipelines(cfg: Config):
+    """Yield ``(field, pipeline)`` of every data pipeline of ``cfg``."""
+
+    def walk(node, path):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == 'pipeline' and isinstance(value, (list, tuple)):
+                    yield f'{path}.{key}', value
+                else:
+                    yield from walk(value, f'{path}.{key}')
+        elif isinstance(node, (list, tuple)):
+            for i, value in enumerate(node):
+                yield from walk(value, f'{path}[{i}]')
+
+    for section in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        yield from walk(_section(cfg, section), section)
+    tta = cfg.get('tta_pipeline')
+    if isinstance(tta, (list, tuple)):
+        yield 'tta_pipeline', tta
+
+
+def _types_in(transform) -> list:
+    """Type names of a pipeline entry and the transforms it wraps (TTA)."""
+    return [t.split('.')[-1] for _, t in _iter_types(transform, '')]
+
+
+def check_das_pipelines(cfg: Config) -> None:
+    """Fail early when a DAS config's pipeline would make wrong geometry.
+
+    * A plain ``Pad`` (mmseg's VOC pipeline pads each crop) records nothing
+      of where the image ends, so DAS frames would turn about the padded
+      canvas: refused, naming :class:`~mmdas.datasets.DASPad`.
+    * A geometric transform after ``DASImageToVideo`` (a flip, crop, resize,
+      ``Pad``, a TTA) leaves its ``das_matrices`` stale: refused, naming it.
+
+    Only configs whose data preprocessor is a DAS one, or whose pipelines
+    hold ``DASImageToVideo``, are checked.
+
+    Raises:
+        ValueError: Naming the pipeline entry and the fix.
+    """
+    from mmdas.models import DASClsDataPreprocessor, DASSegDataPreProcessor
+    model = cfg.get('model') or {}
+    pre = model.get('data_preprocessor') or cfg.get('data_preprocessor') or {}
+    cls = _registered(pre.get('type')) if isinstance(pre, dict) else None
+    das_model = isinstance(cls, type) and issubclass(
+        cls, (DASClsDataPreprocessor, DASSegDataPreProcessor))
+    pipelines = list(_pipelines(cfg))
+    if not das_model and not any(
+            'DASImageToVideo' in _types_in(p) for _, p in pipelines):
+        return
+    for field, pipeline in pipelines:
+        das_at = None
+        for i, transform in enumerate(pipeline):
+            types = _types_in(transform)
+            if 'Pad' in types:
+                raise ValueError(
+                    f"{field}[{i}]: type='Pad' in a DAS config records "
+                    'nothing of where the image ends, so DAS frames would '
+                    'turn about the padded canvas and count the padding as '
+                    "image. Use type='DASPad' (the same arguments), after "
+                    'DASImageToVideo if the pipeline has one, and '
+                    "type='PackDASSegInputs' / 'PackDASInputs' to pack it.")
+            if das_at is not None:
+                moved = [t for t in types if t in _GEOMETRIC_TRANSFORMS]
+                if moved:
+                    raise ValueError(
+                        f'{field}[{i}]: {moved[0]} after DASImageToVideo '
+                        f'({field}[{das_at}]) changes the image that its '
+                        'das_matrices were made for, so the inverse warp '
+                        'would misalign. Move DASImageToVideo after every '
+                        'geometric transform, or make the frames in the '
+                        'data preprocessor (`policy=`).')
+            if 'DASImageToVideo' in types:
+                das_at = i
