@@ -193,6 +193,7 @@ def check_config_types(cfg: Config) -> None:
                 f'{scope!r}).{hint}')
     check_das_preprocessor(cfg)
     check_das_pipelines(cfg)
+    check_das_cell_fusion(cfg)
     if cfg.get('das_search') is not None:
         # DASSearchHook reads this section only in before_run, after the
         # datasets and the model are built: check it now
@@ -346,3 +347,46 @@ def check_das_pipelines(cfg: Config) -> None:
                         'data preprocessor (`policy=`).')
             if 'DASImageToVideo' in types:
                 das_at = i
+
+
+def check_das_cell_fusion(cfg: Config) -> None:
+    """Refuse inverse-warp fusion of frames that have no single map.
+
+    A searching :class:`~mmdas.models.DASCell` mixes ops (and a multi-node
+    one sums every node's edges), so its frames have no single inverse map;
+    :class:`~mmdas.engine.DASSearchHook` refuses ``fusion='inverse_warp'``
+    during a search (``das_search.allow_inverse_warp`` opts in). A config
+    that trains such a cell without the search is refused here. A
+    :class:`~mmdas.models.FrozenDASCell` and a policy have a single map.
+
+    Raises:
+        ValueError: Naming the head and the fix.
+    """
+    from mmdas.models import DASCell, FrozenDASCell
+    if cfg.get('das_search') is not None:
+        return  # DASSearchHook checks it, with its opt-in
+    model = cfg.get('model') or {}
+    pre = model.get('data_preprocessor') or cfg.get('data_preprocessor') or {}
+    cell = pre.get('cell') if isinstance(pre, dict) else None
+    if not isinstance(cell, dict):
+        return
+    cls = _registered(cell.get('type'))
+    if not (isinstance(cls, type) and issubclass(cls, DASCell)) or issubclass(
+            cls, FrozenDASCell):
+        return
+    for name in ('decode_head', 'auxiliary_head', 'head'):
+        heads = model.get(name)
+        for i, head in enumerate(heads if isinstance(heads, list) else
+                                 [heads]):
+            if isinstance(head, dict) and head.get(
+                    'fusion', 'inverse_warp') == 'inverse_warp' and (
+                        'TemporalFusionHead' in str(head.get('type'))):
+                field = f'model.{name}' + (f'[{i}]' if isinstance(
+                    heads, list) else '')
+                raise ValueError(
+                    f"{field}.fusion='inverse_warp', but the frames come from "
+                    f"a {cell.get('type')} (model.data_preprocessor.cell), a "
+                    'mixture of ops that has no single inverse map. Set '
+                    f"{field}.fusion='mean', search it with a das_search "
+                    'section (DASSearchHook), or train its result '
+                    '(policy=.../policy.json).')
