@@ -390,3 +390,101 @@ def check_das_cell_fusion(cfg: Config) -> None:
                     f"{field}.fusion='mean', search it with a das_search "
                     'section (DASSearchHook), or train its result '
                     '(policy=.../policy.json).')
+
+
+class MissingDataError(FileNotFoundError):
+    """A folder or file a config's data set reads does not exist; the
+    message is one line naming it and how to make it."""
+
+
+#: How to make each real data set's folder (type of the dataset config).
+_DATA_HINTS = {
+    'CityscapesDataset': 'download Cityscapes (leftImg8bit, gtFine) and run '
+    "mmseg's tools/dataset_converters/cityscapes.py on it",
+    'PascalVOCDataset': 'download VOC2012 and SBD and run mmseg\'s '
+    'tools/dataset_converters/voc_aug.py (see mmseg\'s dataset_prepare.md)',
+    'ImageNet': 'put ImageNet in mmpretrain\'s layout (train/, val/, meta/)',
+    'CIFAR10': 'put the CIFAR-10 python batches there (cifar-10-batches-py)',
+    'FashionMNIST': 'apt-get install -y dataset-fashion-mnist && python '
+    'tools/prepare_fashion_mnist.py',
+}
+
+
+def _dataset_paths(dataset: dict) -> list:
+    """Folders and files a leaf dataset config reads (data_root first)."""
+    root = dataset.get('data_root') or ''
+    prefix = dataset.get('data_prefix')
+    parts = list(prefix.values()) if isinstance(prefix, dict) else [prefix]
+    if dataset.get('ann_file'):
+        parts.append(dataset['ann_file'])
+    paths = [root] if root else []
+    paths += [os.path.join(root, p) for p in parts
+              if isinstance(p, str) and p]
+    return paths
+
+
+def ensure_data_folders(cfg: Config,
+                        splits=('train', 'val', 'test'),
+                        generate: bool = True) -> None:
+    """Make sure the data sets a run reads exist, before anything builds.
+
+    An embedded digits set that a shipped config reads
+    (:data:`mmdas.datasets.embedded.EMBEDDED_SETS`) is written on first
+    use, as ``make demo`` does (a folder that exists is never touched).
+    Any other missing data root, split folder or annotation file raises
+    :class:`MissingDataError`, one line naming the folder and how to make
+    it, instead of a ``FileNotFoundError`` traceback from inside mmengine.
+
+    Args:
+        cfg (Config): The config.
+        splits (Sequence[str]): Which ``<split>_dataloader`` to check.
+        generate (bool): Write a missing embedded set. False in a
+            distributed launch, where every rank would write it at once.
+
+    Raises:
+        MissingDataError: For the first missing path.
+    """
+    from mmengine.logging import print_log
+
+    from mmdas.datasets.checks import leaf_dataset_cfgs
+    from mmdas.datasets.embedded import (EMBEDDED_SETS,
+                                         ensure_embedded_dataset)
+    for split in splits:
+        loader = cfg.get(f'{split}_dataloader')
+        if not isinstance(loader, dict) or not isinstance(
+                loader.get('dataset'), dict):
+            continue
+        for dataset in leaf_dataset_cfgs(loader['dataset']):
+            paths = _dataset_paths(dataset)
+            missing = [p for p in paths if not os.path.exists(p)]
+            if not missing:
+                continue
+            root = os.path.normpath(dataset.get('data_root') or '')
+            if root in EMBEDDED_SETS:
+                task, kwargs = EMBEDDED_SETS[root]
+                if not generate or (os.path.exists(root)
+                                    and os.listdir(root)):
+                    pass  # someone's own set there: never overwrite it
+                else:
+                    print_log(
+                        f'{split}_dataloader: {root} does not exist; '
+                        'writing the embedded digits set there (first use, '
+                        'as `make demo` does; tools/make_embedded_dataset.py'
+                        ' makes it too)', logger='current')
+                    ensure_embedded_dataset(root, task, progress=True,
+                                            **kwargs)
+                    missing = [p for p in paths if not os.path.exists(p)]
+                    if not missing:
+                        continue
+            if root in EMBEDDED_SETS:
+                hint = (f'make it with python tools/make_embedded_dataset.py '
+                        f'--task {EMBEDDED_SETS[root][0]} --root {root} '
+                        '--force')
+            else:
+                hint = _DATA_HINTS.get(
+                    str(dataset.get('type', '')).split('.')[-1],
+                    f"put the data set there, or point {split}_dataloader."
+                    "dataset.data_root at it (--cfg-options)")
+            raise MissingDataError(
+                f'{split}_dataloader.dataset ({dataset.get("type")}): '
+                f'{missing[0]} does not exist; {hint}.')
