@@ -143,7 +143,7 @@ def _shrink_pipeline(pipeline, crop, scale):
         if 'scale' in step:
             step['scale'] = scale if isinstance(step['scale'],
                                                 (tuple, list)) else scale[1]
-        if step.get('type') == 'Pad':
+        if step.get('type') in ('Pad', 'DASPad'):
             step['size'] = crop
         if step.get('type') == 'RandomResizedCrop':
             step['scale'] = crop[0]
