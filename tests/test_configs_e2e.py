@@ -11,8 +11,9 @@ import torch
 from mmengine.config import Config
 
 from conftest import run_tool
-from fixtures import (make_cityscapes, make_class_folders, make_fashion_mnist,
-                      make_imagenet, make_voc_aug, shrink_config)
+from fixtures import (check_first_loss, make_cityscapes, make_class_folders,
+                      make_fashion_mnist, make_imagenet, make_voc_aug,
+                      shrink_config)
 
 CONFIG_DIR = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))),
                       'configs')
@@ -143,16 +144,7 @@ def test_config_trains_and_validates(name, tmp_path):
     losses = re.findall(r'(?:Iter|Epoch)\(train\).*? loss: (\S+)', log)
     assert len(losses) >= 2, log[-3000:]
     assert all(math.isfinite(float(v)) for v in losses), losses
-    # a fresh model predicts about uniformly: each head's first loss is its
-    # loss_weight * ln(num_classes) (a fusion that summed the T frames'
-    # logits, or lost a head, would be far off)
-    expected = _initial_loss(cfg)
-    assert abs(float(losses[0]) - expected) < 0.2 * expected, (losses[0],
-                                                               expected)
-    terms = re.search(r'(?:Iter|Epoch)\(train\).*? loss: (\S+)(.*)', log)
-    parts = [float(v) for v in re.findall(r'loss_\w+: (\S+)', terms[2])]
-    if parts:  # the total is the sum of the heads' terms
-        assert float(terms[1]) == pytest.approx(sum(parts), abs=2e-4)
+    check_first_loss(log, cfg)
     found = re.findall(rf'{re.escape(metric)}: ([0-9.]+)', log)
     assert found, f'no {metric} in the log:\n{log[-3000:]}'
     value = float(found[-1])
@@ -171,21 +163,6 @@ def test_config_trains_and_validates(name, tmp_path):
         from mmdas.policy import DASPolicy
         assert re.search(r'arch_loss: [0-9.]+', log)
         DASPolicy.load(str(tmp_path / 'work' / 'policy.json'))
-
-
-def _initial_loss(cfg):
-    """Sum over the heads of ``loss_weight * ln(num_classes)``: the
-    cross-entropy of a uniform prediction."""
-    total = 0.0
-    for key in ('decode_head', 'auxiliary_head', 'head'):
-        heads = cfg.model.get(key)
-        for head in heads if isinstance(heads, list) else [heads]:
-            if not head:
-                continue
-            loss = head.get('loss_decode') or head.get('loss') or {}
-            total += loss.get('loss_weight', 1.0) * math.log(
-                head['num_classes'])
-    return total
 
 
 def _count_val_images(log):

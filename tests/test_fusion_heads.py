@@ -328,6 +328,33 @@ def test_deeplabv3plus_loss_predict_slide_and_iou():
     with torch.no_grad():
         slide = model.predict(inputs, _samples(2, mats))
     assert len(slide) == 2 and slide[1].pred_sem_seg.data.shape == (1, 32, 32)
+    # crops at 0 and 8 per side: pixels [0:8, 0:8] are crop (0, 0)'s alone,
+    # its frames' logits inverse-warped with the maps placed on the crop
+    # (the image's maps are relative to the whole 32x32 input)
+    crop = inputs[:, :, :24, :24]
+    with torch.no_grad():
+        per_crop = model.decode_head.forward(model.extract_feat(crop))
+    on_crop = geometry.maps_in_view(mats, [(0, 0, 32, 32)] * 2,
+                                    [(0, 0, 24, 24)] * 2)
+    region = torch.ones(2, 1, 24, 24)
+    want = []
+    for as_crop in (on_crop, mats.expand(2, -1, -1, -1)):
+        back, valid = geometry.inverse_warp(
+            per_crop, as_crop.reshape(4, 3, 3),
+            region=region.repeat_interleave(2, dim=0))
+        valid = valid.float().view(2, 2, 1, *per_crop.shape[-2:])
+        fused = (back.view(2, 2, *per_crop.shape[1:]) * valid).sum(1) / \
+            valid.sum(1).clamp_min(1)
+        mean = per_crop.view(2, 2, *per_crop.shape[1:]).mean(1)
+        fused = torch.where(valid.sum(1) > 0, fused, mean)
+        want.append(torch.nn.functional.interpolate(
+            fused, (24, 24), mode='bilinear', align_corners=False))
+    got = torch.stack([s.seg_logits.data for s in slide])[..., :8, :8]
+    right = (got - want[0][..., :8, :8]).abs().max()
+    wrong = (got - want[1][..., :8, :8]).abs().max()
+    assert right < 1e-6
+    # taking the crop for the whole image (the maps unplaced) differs
+    assert wrong > 0.02 * got.abs().max()
 
     metric = IoUMetric()
     metric.dataset_meta = dict(classes=('a', 'b', 'c'))
