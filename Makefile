@@ -1,6 +1,7 @@
 # One entry point for set-up, the demo job and the tests. See README.md.
 #   make demo      set up .venv (first time only) and run the main job
 #   make test      set up .venv (first time only) and run the test suite
+#   make test-slow only the checks marked `slow` (CI runs `make test`, then this)
 #   make test-all  the suite including checks marked `slow`
 #   MMCV_FULL=1 make venv   full mmcv 2.1.0 with compiled ops, built here by tools/build_mmcv_full.py
 #                           (CPU ops: ~16 min on 2 free cores, over an hour on busy ones; MAX_JOBS caps parallel compiles;
@@ -13,7 +14,7 @@ FULL   := $(or $(MMCV_FULL),$(wildcard $(VENV)/.mmdas-installed-full))
 STAMP  := $(VENV)/.mmdas-installed$(if $(FULL),-full,)
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: venv demo test test-all data clean-venv
+.PHONY: venv demo test test-slow test-all data clean-venv
 
 venv: $(STAMP)
 
@@ -39,6 +40,9 @@ demo: venv
 
 test: venv
 	$(PY) -m pytest -q -m "not slow" tests
+
+test-slow: venv
+	$(PY) -m pytest -q -m slow tests
 
 test-all: venv
 	$(PY) -m pytest -q tests

@@ -28,3 +28,17 @@ model = dict(
     auxiliary_head=dict(
         type='TemporalFusionHead', wrapped_type='FCNHead',
         fusion='inverse_warp'))
+
+# mmseg's VOC pipeline pads each crop with Pad(size=crop_size), which records
+# nothing of where the image ends: DASPad pads the same and records it, so
+# each image turns about its own centre and its padding is not image
+train_pipeline = [
+    dict(t, type='DASPad') if t['type'] == 'Pad' else
+    dict(type='PackDASSegInputs') if t['type'] == 'PackSegInputs' else t
+    for t in _base_.train_pipeline
+]
+train_dataloader = dict(
+    dataset=dict(datasets=[
+        dict(d, pipeline=train_pipeline)
+        for d in _base_.train_dataloader.dataset.datasets
+    ]))

@@ -479,6 +479,12 @@ def warp(inputs: Tensor,
     return out if dtype.is_floating_point else out.round().to(dtype)
 
 
+def _pool_all(mask: Tensor, size: Tuple[int, int]) -> Tensor:
+    """Whether every pixel of ``mask`` that a pixel of a coarser ``size``
+    grid stands for is set (``[B, 1, H, W]`` bool -> ``[B, 1, h, w]``)."""
+    return -F.adaptive_max_pool2d(-mask.float(), size) > 0.5
+
+
 def inverse_warp(maps: Tensor,
                  mats: Tensor,
                  mode: str = 'bilinear',
@@ -489,11 +495,21 @@ def inverse_warp(maps: Tensor,
     made from the image alone: the image region (ones by default) is warped
     forward like the frames, its pixels of weight 1 that lie in the region
     (frames are cut to it, see :func:`mmdas.video.warp_frames`) are warped
-    back with the maps, and pixels whose weight is 1 again are kept. A geometric "inside
-    the frame" test would also keep the half-pixel band along the frame
-    border, where ``grid_sample`` blends its zero padding into the values,
-    and the band along the image's edge inside the frame, which the frame
-    generator blended with black.
+    back with the maps, and pixels whose weight is 1 again are kept. A
+    geometric "inside the frame" test would also keep the half-pixel band
+    along the frame border, where ``grid_sample`` blends its zero padding
+    into the values, and the band along the image's edge inside the frame,
+    which the frame generator blended with black.
+
+    Coarse maps (a stride-4 logit map): give ``region`` at the input's
+    resolution. Validity is then decided there and pooled to the maps' grid:
+    a map pixel is valid where every image pixel it stands for is valid (and
+    where the same test on the maps' own grid passes, as its value
+    interpolates neighbouring map pixels, none of which may be partly
+    padding). A test on the coarse grid alone counts a map pixel that is
+    partly black fill, or partly padding, as valid. A map pixel that is
+    partly padding is valid only in a frame whose map is exactly the
+    identity: that frame is the image, padded as the 2D model's input is.
 
     Args:
         maps (Tensor): ``[B, C, h, w]`` maps in frame geometry (any
@@ -502,9 +518,11 @@ def inverse_warp(maps: Tensor,
             in the normalised coordinates of the maps (see
             :func:`maps_in_view` for padded or cropped maps).
         mode (str): Interpolation mode.
-        region (Tensor, optional): ``[B, 1, h, w]`` bool or 0/1 mask of the
+        region (Tensor, optional): ``[B, 1, H, W]`` bool or 0/1 mask of the
             pixels that hold the image (the rest is padding), the same in
-            every frame. Defaults to the whole map.
+            every frame, covering the same view as ``maps``, at their
+            resolution or a finer one (``H >= h``, ``W >= w``). Defaults to
+            the whole map.
 
     Returns:
         tuple[Tensor, Tensor]: Maps in image geometry ``[B, C, h, w]`` and a
@@ -512,13 +530,38 @@ def inverse_warp(maps: Tensor,
     """
     dtype = maps.dtype if maps.dtype.is_floating_point else torch.float32
     mats = mats.to(dtype)
+    size = tuple(maps.shape[-2:])
     if region is None:
-        region = maps.new_ones((maps.shape[0], 1) + maps.shape[2:],
-                               dtype=dtype)
+        region = maps.new_ones((maps.shape[0], 1) + size, dtype=dtype)
     region = region.to(dtype)
-    # a frame is the image's frame cut to the image region (padded after)
-    made_from_image = (warp(region, mats, mode) >= 1 - 1e-3) & (region > 0)
-    # one grid_sample for the maps and their weight
-    both = torch.cat([maps.to(dtype), made_from_image.to(dtype)], dim=1)
+    fine = tuple(region.shape[-2:])
+    if fine[0] < size[0] or fine[1] < size[1]:
+        raise ValueError(
+            f'inverse_warp: region of size {fine} is coarser than the maps '
+            f'{size}; give it at the maps\' resolution or the input\'s.')
+    if fine == size:
+        coarse = inside = region
+    else:
+        # map pixels that cover some image, and those that cover only image
+        coarse = (F.adaptive_max_pool2d(region, size) > 0).to(dtype)
+        inside = _pool_all(region > 0, size).to(dtype)
+
+    def made_from_image(inside: Tensor) -> Tensor:
+        # a frame is the image's frame cut to the image region (padded after)
+        return (warp(inside, mats, mode) >= 1 - 1e-3) & (inside > 0)
+
+    # one grid_sample for the maps and their weight on their own grid: a
+    # value interpolating a map pixel that is partly padding is not valid
+    both = torch.cat([maps.to(dtype), made_from_image(inside).to(dtype)],
+                     dim=1)
     out, _ = _sample(both, mats, mode, None)
-    return out[:, :-1], out[:, -1:] >= 1 - 1e-3
+    valid = out[:, -1:] >= 1 - 1e-3
+    if fine != size:
+        back, _ = _sample(made_from_image(region).to(dtype), mats, mode, None)
+        valid_fine = (back >= 1 - 1e-3) | (region <= 0)
+        valid = valid & _pool_all(valid_fine, size)
+        # a frame that did not move is the image, partly padded pixels too
+        eye = torch.eye(3, dtype=mats.dtype, device=mats.device)
+        ident = (mats == eye).flatten(1).all(1)[:, None, None, None]
+        valid = torch.where(ident, coarse > 0, valid)
+    return out[:, :-1], valid

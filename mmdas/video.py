@@ -18,7 +18,11 @@ __all__ = ['stack_frames', 'unstack_frames', 'warp_frames', 'DAS_META_KEYS']
 #: Metainfo keys that carry a DAS video's geometry; add them to the
 #: ``meta_keys`` of ``PackSegInputs`` / ``PackInputs`` (see
 #: :mod:`mmdas.datasets.transforms`).
-DAS_META_KEYS = ('das_matrices', 'das_num_frames', 'das_reference_frame')
+#: ``das_matrices_for`` records the image the matrices were made for (see
+#: :class:`~mmdas.datasets.DASImageToVideo`), ``das_image_shape`` the size of
+#: an image that :class:`~mmdas.datasets.DASPad` padded.
+DAS_META_KEYS = ('das_matrices', 'das_num_frames', 'das_reference_frame',
+                 'das_matrices_for', 'das_image_shape')
 
 
 def stack_frames(frames: Tensor) -> Tensor:

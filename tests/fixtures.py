@@ -5,8 +5,10 @@ The shipped configs read the stock dataset classes from their usual roots
 These writers make a few random images in exactly those layouts so that the
 configs' own datasets, pipelines and evaluators run in tests.
 """
+import math
 import os
 import os.path as osp
+import re
 import struct
 
 import cv2
@@ -143,7 +145,7 @@ def _shrink_pipeline(pipeline, crop, scale):
         if 'scale' in step:
             step['scale'] = scale if isinstance(step['scale'],
                                                 (tuple, list)) else scale[1]
-        if step.get('type') == 'Pad':
+        if step.get('type') in ('Pad', 'DASPad'):
             step['size'] = crop
         if step.get('type') == 'RandomResizedCrop':
             step['scale'] = crop[0]
@@ -188,3 +190,33 @@ def shrink_config(cfg: Config, data_root, crop=(64, 64), scale=(128, 64),
         dist_cfg=dict(backend='gloo'))
     cfg.randomness = dict(seed=0)
     return cfg
+
+
+def initial_loss(cfg: Config) -> float:
+    """Sum over the model's heads of ``loss_weight * ln(num_classes)``: the
+    cross-entropy of a uniform prediction, a fresh model's first loss."""
+    total = 0.0
+    for key in ('decode_head', 'auxiliary_head', 'head'):
+        heads = cfg.model.get(key)
+        for head in heads if isinstance(heads, list) else [heads]:
+            if not head:
+                continue
+            loss = head.get('loss_decode') or head.get('loss') or {}
+            total += loss.get('loss_weight', 1.0) * math.log(
+                head['num_classes'])
+    return total
+
+
+def check_first_loss(log: str, cfg: Config) -> None:
+    """The first logged training loss of a fresh model is
+    :func:`initial_loss` (within 20 %), and the sum of the logged heads'
+    terms: a fusion that summed the T frames' logits, or lost a head, is
+    far off."""
+    first = re.search(r'(?:Iter|Epoch)\(train\).*? loss: (\S+)(.*)', log)
+    assert first, log[-3000:]
+    expected = initial_loss(cfg)
+    assert abs(float(first[1]) - expected) < 0.2 * expected, (first[1],
+                                                              expected)
+    parts = [float(v) for v in re.findall(r'loss_\w+: (\S+)', first[2])]
+    if parts:
+        assert abs(float(first[1]) - sum(parts)) < 2e-4, (first[0], parts)

@@ -181,3 +181,105 @@ def test_learnable_magnitude_gradients_match_finite_differences():
 def test_bad_cells_fail_at_build_time(kwargs, message):
     with pytest.raises(ValueError, match=message):
         DASCell(**kwargs)
+
+
+# ---- issue 21.4: the frozen multi-node cell -------------------------------
+def _frozen(**kwargs):
+    from mmdas.models import FrozenDASCell
+    # 2 nodes, 5 edges: node 0 <- (0, 1), node 1 <- (0, 1, node 0)
+    args = dict(ops=('identity', 'translate_x', 'translate_y'),
+                magnitudes=dict(translate_x=2 / 16, translate_y=2 / 12),
+                num_frames=3, num_nodes=2,
+                genotype=['translate_x', 'translate_y', 'translate_x',
+                          'identity', 'translate_y'])
+    args.update(kwargs)
+    return FrozenDASCell(**args)
+
+
+def test_frozen_multi_node_cell_is_one_path_with_its_exact_map():
+    """Summing every edge made frames a superposition of 4 warped copies
+    (reference intensity x4) while the returned map was one tie-broken
+    path. Pruned to one input per node (weight 1), the frames are the
+    path's ops composed and the map is exactly theirs."""
+    from mmdas import geometry
+    img = _smooth(n=2, h=12, w=16)
+    cell = _frozen(node_inputs=[1, 2])  # node 0 <- input 1 (translate_y),
+    # node 1 <- node 0 (translate_y): translate_y twice, 2 px per step each
+    assert cell.path() == [(1, 'translate_y'), (4, 'translate_y')]
+    frames, mats = cell(img)
+    ref = geometry.reference_frame(3)
+    assert torch.equal(frames[:, ref], img)  # intensities kept, exactly
+    offsets = geometry.frame_offsets(3)
+    ty = geometry.op_matrices('translate_y', 2 / 12, offsets, 12, 16)
+    assert torch.allclose(mats, ty @ ty, atol=1e-6)
+    # one warp with the returned map makes the same frames
+    again = warp_frames(img[:, None].expand(-1, 3, -1, -1, -1), mats)
+    assert torch.allclose(frames, again, atol=1e-5)
+    # the frame at +1 is the image moved down by 4 px (2 per node)
+    assert torch.allclose(frames[:, ref + 1, :, 4:], img[:, :, :-4],
+                          atol=1e-5)
+    # the other path: node 1 <- input 0 (translate_x), node 0 not computed
+    cell = _frozen(node_inputs=[0, 0])
+    assert cell.path() == [(2, 'translate_x')]
+    frames, mats = cell(img)
+    tx = geometry.op_matrices('translate_x', 2 / 16, offsets, 12, 16)
+    assert torch.allclose(mats, tx) and torch.equal(frames[:, ref], img)
+    # the genotype and the one-hot op of every edge stay those given
+    assert cell.genotype()[0] == 'translate_x'
+    assert cell.edge_weights().sum() == 5
+
+
+def test_frozen_multi_node_cell_with_inverse_warp_restores_the_image():
+    """The training twin of a multi-node search fuses with inverse_warp:
+    frames as logits fuse back to the image."""
+    from mmengine.registry import init_default_scope
+    from mmdas.models.decode_heads import TemporalFusionHead
+    init_default_scope('mmseg')
+    img = _smooth(n=1, h=12, w=16)
+    cell = _frozen(node_inputs=[1, 2])
+    frames, mats = cell(img)
+    head = TemporalFusionHead(wrapped_type='FCNHead', in_channels=4,
+                              channels=4, num_convs=1, num_classes=3)
+    fused = head.fuse(frames[0], [dict(das_matrices=mats)])
+    assert (fused - img).abs().max() < 1e-4
+    # the unpruned sum of every edge (what the cell used to make) does not
+    summed = DASCell(ops=cell.ops, magnitudes=dict(
+        translate_x=2 / 16, translate_y=2 / 12), num_frames=3, num_nodes=2)
+    sum_frames, _ = summed(img, weights=cell.edge_weights())
+    assert torch.allclose(sum_frames[:, 1], 4 * img)
+
+
+def test_strongest_inputs_and_bad_node_inputs():
+    cell = DASCell(ops=('identity', 'rotate'), num_frames=3, num_nodes=2)
+    with torch.no_grad():
+        cell.alphas.zero_()
+        cell.alphas[1, 1] = 2.0  # node 0: input 1's rotate is strongest
+        cell.alphas[4, 0] = 3.0  # node 1: node 0's identity is strongest
+    genotype = ['identity', 'rotate', 'identity', 'identity', 'identity']
+    assert cell.strongest_inputs(genotype) == [1, 2]
+    frozen = _frozen(node_inputs=None)  # older files: the chain, logged
+    assert frozen.node_inputs == [1, 2]
+    for bad in ([0], [0, 3], [True, 0], 'ab'):
+        with pytest.raises(ValueError, match='FrozenDASCell.node_inputs'):
+            _frozen(node_inputs=bad)
+    with pytest.raises(ValueError, match='weights are fixed'):
+        frozen(_smooth(n=1), weights=frozen.edge_weights())
+
+
+def test_config_with_a_searching_cell_and_inverse_warp_is_refused():
+    from mmengine.config import Config
+    from mmdas.utils.launch import check_das_cell_fusion
+    head = dict(type='TemporalFusionHead', wrapped_type='FCNHead')
+    cfg = dict(model=dict(
+        data_preprocessor=dict(type='DASSegDataPreProcessor',
+                               cell=dict(type='DASCell', num_nodes=2)),
+        decode_head=head, auxiliary_head=[dict(head, fusion='mean')]))
+    with pytest.raises(ValueError, match=r"model\.decode_head\.fusion="
+                       r"'inverse_warp'.*no single inverse map"):
+        check_das_cell_fusion(Config(cfg))
+    check_das_cell_fusion(Config(dict(cfg, das_search=dict())))  # the hook
+    cfg['model']['decode_head'] = dict(head, fusion='mean')
+    check_das_cell_fusion(Config(cfg))
+    cfg['model']['auxiliary_head'] = [head]
+    cfg['model']['data_preprocessor']['cell']['type'] = 'FrozenDASCell'
+    check_das_cell_fusion(Config(cfg))  # one path: a single map

@@ -105,9 +105,9 @@ SIZES = [(24, 32), (20, 26)]  # two images of different sizes
 CANVAS = (32, 48)
 
 
-def _sized_seg_samples(sizes=SIZES, policy=None, seed=0):
+def _sized_seg_samples(sizes=SIZES, policy=None, seed=0, pad=None):
     """Packed mmseg samples of images of the given sizes (frames from the
-    pipeline when ``policy`` is given)."""
+    pipeline when ``policy`` is given; ``pad``: a pipeline pad after it)."""
     from mmseg.datasets.transforms import PackSegInputs
     rng = np.random.RandomState(seed)
     packed = []
@@ -116,10 +116,14 @@ def _sized_seg_samples(sizes=SIZES, policy=None, seed=0):
             img=rng.randint(0, 256, (h, w, 3)).astype(np.uint8),
             gt_seg_map=rng.randint(0, 4, (h, w)).astype(np.uint8),
             img_shape=(h, w))
-        if policy is None:
+        if policy is not None:
+            sample = DASImageToVideo(policy)(sample)
+        if pad is not None:
+            packed.append(PackDASSegInputs()(pad(sample)))
+        elif policy is None:
             packed.append(PackSegInputs()(sample))
         else:
-            packed.append(PackDASSegInputs()(DASImageToVideo(policy)(sample)))
+            packed.append(PackDASSegInputs()(sample))
     return packed
 
 
@@ -295,3 +299,114 @@ def test_stack_and_unstack_frames():
     assert torch.equal(flat[4 + 2], frames[1, 2])
     with pytest.raises(ValueError, match='12 input channels cannot hold num_frames=5'):
         unstack_frames(stacked, 5)
+
+
+# ---- issue 21.7: padding done in the pipeline ------------------------------
+def _padded_in_pipeline(pad_type, sizes=SIZES, policy=None, seed=0):
+    """Samples padded to CANVAS by a pipeline pad (mmseg's VOC pipeline pads
+    each crop with Pad(size=crop_size)); frames from the pipeline when
+    ``policy`` is given (DASImageToVideo, then the pad)."""
+    from mmdas.registry import TRANSFORMS
+    init_default_scope('mmseg')
+    pad = TRANSFORMS.build(dict(type=pad_type, size=CANVAS[::-1]))
+    return _sized_seg_samples(sizes, policy, seed, pad=pad)
+
+
+@pytest.mark.parametrize('mode', ['policy', 'pipeline'])
+def test_pipeline_padding_is_not_image(mode):
+    """DASPad (mmcv's Pad arguments) records the image's size: frames turn
+    about each image's own centre and the box excludes the padding, exactly
+    as when the data preprocessor pads. A plain Pad is refused by name."""
+    common = dict(mean=MEAN, std=STD, bgr_to_rgb=True, pad_val=0,
+                  size=CANVAS)
+    pipeline = POLICY if mode == 'pipeline' else None
+    ref = _make_pre(mode, **common)(
+        _collate(_sized_seg_samples(policy=pipeline)), True)
+    out = _make_pre(mode, **common)(
+        _collate(_padded_in_pipeline('DASPad', policy=pipeline)), True)
+    assert out['inputs'].shape == ref['inputs'].shape == (2, 15) + CANVAS
+    for i, (h, w) in enumerate(SIZES):
+        sample, ref_sample = out['data_samples'][i], ref['data_samples'][i]
+        assert sample.das_image_box == (0, 0, w, h)
+        assert torch.allclose(sample.das_matrices, ref_sample.das_matrices)
+        assert torch.allclose(out['inputs'][i, :, :h, :w],
+                              ref['inputs'][i, :, :h, :w], atol=1e-4)
+    if mode == 'policy':
+        with pytest.raises(ValueError, match=r"pad_shape.*DASPad"):
+            _make_pre(mode, **common)(
+                _collate(_padded_in_pipeline('Pad')), True)
+    # (a plain Pad cannot pad a video: OpenCV pads at most 4 channels; the
+    # config check refuses it, test_config_check_names_pad_...)
+    # padding before DASImageToVideo would turn frames about the canvas
+    from mmdas.datasets.transforms import DASPad
+    padded = DASPad(size=CANVAS[::-1])(
+        dict(img=np.zeros((20, 26, 3), np.uint8), img_shape=(20, 26)))
+    with pytest.raises(ValueError, match='Pad after DASImageToVideo'):
+        DASImageToVideo(POLICY)(padded)
+
+
+# ---- issue 21.6: a geometric transform after DASImageToVideo ---------------
+@pytest.mark.parametrize('later, match', [
+    (dict(type='RandomFlip', prob=1.0), r'flip False \(None\) -> True '
+     r'\(horizontal\) \(a RandomFlip'),
+    (dict(type='Resize', scale=(16, 12)), r'size \(24, 32\) -> \(12, 16\)'),
+])
+def test_stale_matrices_after_a_later_geometric_transform_are_refused(
+        later, match):
+    """A flip (or a resize) after DASImageToVideo used to leave the
+    das_matrices stale silently: the inverse warp misaligned."""
+    from mmdas.registry import TRANSFORMS
+    init_default_scope('mmseg')
+    after = TRANSFORMS.build(later)
+    img, seg = _images(1)[0]
+    sample = DASImageToVideo(POLICY)(
+        dict(img=img, gt_seg_map=seg, img_shape=(H, W)))
+    assert sample['das_matrices_for'] == dict(
+        img_shape=(H, W), flip=False, flip_direction=None)
+    stale = PackDASSegInputs()(after(dict(sample)))
+    pre = DASSegDataPreProcessor(mean=MEAN, std=STD, size=(H, W))
+    with pytest.raises(ValueError, match=match):
+        pre(_collate([stale]), True)
+    # a flip before DASImageToVideo is recorded, so it is fine
+    flipped = TRANSFORMS.build(dict(type='RandomFlip', prob=1.0))(
+        dict(img=img, gt_seg_map=seg, img_shape=(H, W)))
+    ok = PackDASSegInputs()(DASImageToVideo(POLICY)(flipped))
+    assert ok['data_samples'].metainfo['das_matrices_for']['flip'] is True
+    pre(_collate([ok]), True)
+
+
+def test_config_check_names_pad_and_late_geometric_transforms():
+    """tools/train.py and tools/test.py refuse both before building."""
+    from mmengine.config import Config
+    from mmdas.utils import check_das_pipelines
+    das = dict(type='DASImageToVideo', policy=POLICY)
+    base = dict(model=dict(data_preprocessor=dict(
+        type='DASSegDataPreProcessor')))
+
+    def cfg(pipeline, **extra):
+        return Config(dict(base, train_dataloader=dict(dataset=dict(
+            type='X', pipeline=pipeline)), **extra))
+
+    check_das_pipelines(cfg([dict(type='RandomFlip'), das,
+                             dict(type='DASPad', size=(8, 8)),
+                             dict(type='PackDASSegInputs')]))
+    with pytest.raises(ValueError, match=r'train_dataloader\.dataset\.'
+                       r"pipeline\[1\]: type='Pad'.*DASPad"):
+        check_das_pipelines(cfg([das, dict(type='Pad', size=(8, 8))]))
+    with pytest.raises(ValueError, match=r'pipeline\[2\]: RandomFlip after '
+                       r'DASImageToVideo \(train_dataloader\.dataset\.'
+                       r'pipeline\[1\]\)'):
+        check_das_pipelines(cfg([dict(type='Resize'), das,
+                                 dict(type='RandomFlip', prob=0.5)]))
+    with pytest.raises(ValueError, match=r'tta_pipeline\[1\]: TestTimeAug'):
+        check_das_pipelines(cfg([], tta_pipeline=[das, dict(
+            type='TestTimeAug', transforms=[[dict(type='RandomFlip')]])]))
+    # the shipped VOC configs pad with DASPad and pass
+    from mmdas.utils import check_config_types
+    for name in ('das_deeplabv3plus_voc12aug', 'das_search_deeplabv3plus_'
+                 'voc12aug'):
+        voc = Config.fromfile(f'configs/{name}.py')
+        check_config_types(voc)
+        types = [t['type'] for t in
+                 voc.train_dataloader.dataset.datasets[0].pipeline]
+        assert 'DASPad' in types and 'Pad' not in types

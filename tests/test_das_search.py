@@ -733,6 +733,10 @@ def test_multi_node_selection_tunes_and_writes_a_frozen_cell(
         data = json.load(f)
     assert data['type'] == 'FrozenDASCell' and data['num_nodes'] == 2
     assert data['genotype'] == record['perturbation']['genotype']
+    # each node keeps its strongest input under the searched alpha
+    assert data['node_inputs'] == hook.cell.strongest_inputs(data['genotype'])
+    assert len(data['node_inputs']) == 2
     pre = DASSegDataPreProcessor(policy=path, mean=[0, 0, 0], std=[1, 1, 1])
     assert pre.cell.genotype() == data['genotype']
+    assert pre.cell.node_inputs == data['node_inputs']
     assert pre.num_frames == 4

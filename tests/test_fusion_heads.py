@@ -156,6 +156,78 @@ def test_inverse_warp_of_a_padded_batch_restores_the_image(mode, stride):
     assert torch.allclose(results[(h, w)], results[(64, 96)], atol=1e-3)
 
 
+def _das_images(images, size, op, magnitude):
+    """Images of different sizes through the DAS seg preprocessor, padded to
+    one ``size`` canvas, frames made on the device."""
+    from mmdas.models import DASSegDataPreProcessor
+    from mmseg.datasets.transforms import PackSegInputs
+    packed = [
+        PackSegInputs()(dict(img=img.permute(1, 2, 0).numpy().copy(),
+                             gt_seg_map=np.zeros(img.shape[-2:], np.uint8),
+                             img_shape=tuple(img.shape[-2:])))
+        for img in images
+    ]
+    policy = dict(transforms=[dict(op=op, magnitude=magnitude)],
+                  num_frames=3)
+    pre = DASSegDataPreProcessor(policy=policy, size=size)
+    return pre(dict(inputs=[p['inputs'] for p in packed],
+                    data_samples=[p['data_samples'] for p in packed]), True)
+
+
+@pytest.mark.parametrize('stride', [4, 8])
+@pytest.mark.parametrize('op,magnitude', [('rotate', 10.0),
+                                          ('translate_x', 0.05),
+                                          ('scale', 1.1)])
+def test_fusion_at_stride_4_and_8_keeps_black_fill_and_padding_out(
+        stride, op, magnitude):
+    """Issue 21.5: a batch of a 37x53 and a 40x64 image of constant 200,
+    padded to 64x96; frames filled with black, "logits" the frames pooled
+    at the head's stride. Every logit pixel inside an image fuses to 200:
+    none takes in black fill or padding (validity decided on the logit grid
+    alone let the last rows and columns reach errors of ~80). Logit pixels
+    that are partly padding are those of the unmoved frame."""
+    sizes = [(37, 53), (40, 64)]
+    images = [torch.full((3, h, w), 200, dtype=torch.uint8)
+              for h, w in sizes]
+    out = _das_images(images, (64, 96), op, magnitude)
+    frames = out['inputs'].view(2, 3, 3, 64, 96)
+    logits = torch.nn.functional.avg_pool2d(frames.flatten(0, 1), stride)
+    fused = _fcn_head().fuse(logits, out['data_samples'])
+    for n, (h, w) in enumerate(sizes):
+        inside = fused[n, :, :h // stride, :w // stride]
+        assert (inside - 200).abs().max() < 0.05, (n, inside.min())
+        # the partly padded last row/column: the reference frame's value
+        hh, ww = -(-h // stride), -(-w // stride)
+        reference = logits.view(2, 3, 3, *logits.shape[-2:])[n, 1]
+        assert torch.allclose(fused[n, :, :hh, :ww], reference[:, :hh, :ww],
+                              atol=0.05)
+    # and the frames do move: the plain mean is off along the borders
+    mean = logits.view(2, 3, 3, *logits.shape[-2:]).mean(1)
+    assert (mean[0, :, :37 // stride, :53 // stride] - 200).abs().max() > 20
+
+
+def test_fuse_a_batch_of_differently_sized_images_at_stride_8():
+    """Two smooth images of different sizes in one padded batch at stride
+    8: each fuses as it does alone in its own padded batch, and close to
+    its own pooled image, much closer than the plain mean."""
+    pool = torch.nn.functional.avg_pool2d
+    images = [_smooth_image(40, 56), _smooth_image(64, 96).flip(-1)]
+    both = _das_images(images, (64, 96), 'rotate', 10.0)
+    logits = pool(both['inputs'].view(6, 3, 64, 96), 8)
+    fused = _fcn_head().fuse(logits, both['data_samples'])
+    for n, img in enumerate(images):
+        h, w = (s // 8 for s in img.shape[-2:])
+        alone = _das_images([img], (64, 96), 'rotate', 10.0)
+        single = _fcn_head().fuse(pool(alone['inputs'].view(3, 3, 64, 96), 8),
+                                  alone['data_samples'])[0]
+        assert torch.allclose(fused[n], single, atol=1e-4)
+        known = pool(img[None].float(), 8)[0]
+        err = (fused[n, :, :h, :w] - known).abs()
+        mean = logits.view(2, 3, 3, 8, 12)[n].mean(0)[:, :h, :w]
+        assert err.mean() < 0.5 * (mean - known).abs().mean()
+        assert err.max() < 25, err.max()
+
+
 def test_fusion_errors():
     frames = torch.randn(4, 3, 8, 8)
     with pytest.raises(KeyError, match='DASImageToVideo'):
@@ -256,6 +328,33 @@ def test_deeplabv3plus_loss_predict_slide_and_iou():
     with torch.no_grad():
         slide = model.predict(inputs, _samples(2, mats))
     assert len(slide) == 2 and slide[1].pred_sem_seg.data.shape == (1, 32, 32)
+    # crops at 0 and 8 per side: pixels [0:8, 0:8] are crop (0, 0)'s alone,
+    # its frames' logits inverse-warped with the maps placed on the crop
+    # (the image's maps are relative to the whole 32x32 input)
+    crop = inputs[:, :, :24, :24]
+    with torch.no_grad():
+        per_crop = model.decode_head.forward(model.extract_feat(crop))
+    on_crop = geometry.maps_in_view(mats, [(0, 0, 32, 32)] * 2,
+                                    [(0, 0, 24, 24)] * 2)
+    region = torch.ones(2, 1, 24, 24)
+    want = []
+    for as_crop in (on_crop, mats.expand(2, -1, -1, -1)):
+        back, valid = geometry.inverse_warp(
+            per_crop, as_crop.reshape(4, 3, 3),
+            region=region.repeat_interleave(2, dim=0))
+        valid = valid.float().view(2, 2, 1, *per_crop.shape[-2:])
+        fused = (back.view(2, 2, *per_crop.shape[1:]) * valid).sum(1) / \
+            valid.sum(1).clamp_min(1)
+        mean = per_crop.view(2, 2, *per_crop.shape[1:]).mean(1)
+        fused = torch.where(valid.sum(1) > 0, fused, mean)
+        want.append(torch.nn.functional.interpolate(
+            fused, (24, 24), mode='bilinear', align_corners=False))
+    got = torch.stack([s.seg_logits.data for s in slide])[..., :8, :8]
+    right = (got - want[0][..., :8, :8]).abs().max()
+    wrong = (got - want[1][..., :8, :8]).abs().max()
+    assert right < 1e-6
+    # taking the crop for the whole image (the maps unplaced) differs
+    assert wrong > 0.02 * got.abs().max()
 
     metric = IoUMetric()
     metric.dataset_meta = dict(classes=('a', 'b', 'c'))

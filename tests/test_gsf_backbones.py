@@ -212,3 +212,39 @@ def test_registry_names_resolve_to_mmdas(scope):
     for cls in (GSFResNetV1c, GSFResNet, GSFResNet_CIFAR, TemporalFusionHead,
                 TemporalAvgClsHead):
         assert registry.get(cls.__name__) is cls
+
+
+@pytest.mark.parametrize('cls', [GSFResNetV1c, GSFResNet])
+def test_frozen_stages_and_norm_eval_leave_gsf_trainable(cls):
+    """frozen_stages/norm_eval freeze the 2D layers they name; the new GSF
+    modules in them stay trainable (a frozen zero-gate GSF would stay the
+    identity) unless freeze_temporal=True."""
+    net = cls(depth=18, num_frames=2, frozen_stages=2, norm_eval=True)
+    net.train()
+    gsf1 = net.layer1[0].conv2.temporal
+    assert not net.layer1[0].conv2.weight.requires_grad  # 2D: frozen
+    assert not net.layer1[0].bn1.training and not net.layer3[0].bn1.training
+    assert net.layer3[0].conv2.weight.requires_grad
+    for m in net.temporal_modules():
+        assert m.training
+        assert all(p.requires_grad for p in m.parameters())
+    assert any(True for _ in gsf1.parameters())
+    # the gate of a stage-1 GSF gets a gradient and an SGD step moves it
+    opt = torch.optim.SGD([p for p in net.parameters() if p.requires_grad],
+                          lr=0.1)
+    net(torch.randn(2, 6, 32, 32))[-1].square().mean().backward()
+    before = [p.detach().clone() for p in gsf1.parameters()]
+    opt.step()
+    assert any(not torch.equal(a, b)
+               for a, b in zip(before, gsf1.parameters()))
+
+    frozen = cls(depth=18, num_frames=2, frozen_stages=2, norm_eval=True,
+                 freeze_temporal=True)
+    frozen.train()
+    stage1 = frozen.layer1[0].conv2.temporal
+    assert not stage1.training
+    assert not any(p.requires_grad for p in stage1.parameters())
+    stage3 = frozen.layer3[0].conv2.temporal
+    assert all(p.requires_grad for p in stage3.parameters())
+    with pytest.raises(TypeError, match='freeze_temporal'):
+        cls(depth=18, num_frames=2, freeze_temporal='yes')

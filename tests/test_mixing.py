@@ -5,10 +5,11 @@ import re
 import sys
 
 import pytest
+import torch
 from mmengine.config import Config
 
 from conftest import run_tool
-from fixtures import make_cityscapes, shrink_config
+from fixtures import check_first_loss, make_cityscapes, shrink_config
 from mmdas.compat import mmcv_has_compiled_ops
 from test_configs_e2e import run_train
 
@@ -67,10 +68,22 @@ def das_config_from_doc(name, tmp_path):
     pytest.param('ccnet', marks=[pytest.mark.slow, NEEDS_FULL_MMCV])
 ])
 def test_doc_lines_make_stock_config_das(name, tmp_path):
-    _, shrunk = das_config_from_doc(name, tmp_path)
+    cfg, shrunk = das_config_from_doc(name, tmp_path)
     log = run_train(shrunk, tmp_path / 'work')
     assert re.search(r'mIoU: [0-9.]+', log), log[-2000:]
-    assert glob.glob(str(tmp_path / 'work' / 'iter_2.pth'))
+    # both wrapped heads fuse the frames and their losses add up as in the
+    # stock model at init (uniform prediction)
+    check_first_loss(log, cfg)
+    assert re.search(r'decode\.loss_ce: \S+ .*aux\.loss_ce: \S+', log)
+    state = torch.load(str(tmp_path / 'work' / 'iter_2.pth'),
+                       map_location='cpu', weights_only=False)['state_dict']
+    # the wrapped heads keep the stock parameter names, and trained
+    assert state['decode_head.conv_seg.bias'].abs().sum() > 0
+    assert state['auxiliary_head.conv_seg.bias'].abs().sum() > 0
+    # gradients reached the zero-init GSF gates through the fusion
+    gates = [v for k, v in state.items()
+             if k.endswith('temporal.gate_conv.weight')]
+    assert gates and any(g.abs().sum() > 0 for g in gates)
 
 
 @pytest.mark.slow

@@ -91,14 +91,28 @@ def test_test_tool_reports_miou_and_writes_outputs(seg_run, tiny_seg_root,
     assert f'Load checkpoint from {ckpt}' in out
     match = re.search(r'Iter\(test\) \[4/4\].*mIoU: (\d+\.\d+)', out)
     assert match, out[-3000:]
-    assert 0.0 <= float(match.group(1)) <= 100.0
     # per-class table: background + 10 digits
     assert re.search(r'\|\s*digit_9\s*\|', out)
 
+    # one prediction per validation image, of its size
+    labels_dir = osp.join(tiny_seg_root, 'ann_dir', 'val')
     preds = sorted(os.listdir(out_dir))
-    assert preds == [f'{i:06d}.png' for i in range(4)]
-    pred = cv2.imread(osp.join(out_dir, preds[0]), cv2.IMREAD_UNCHANGED)
-    assert pred.shape == (64, 64) and pred.max() <= 10
+    assert preds == sorted(os.listdir(labels_dir)) and len(preds) == 4
+    # the printed mIoU is the mIoU of the written predictions against the
+    # labels, computed here independently (ignore_index 255 left out)
+    inter, union = np.zeros(11), np.zeros(11)
+    for name in preds:
+        pred = cv2.imread(osp.join(out_dir, name), cv2.IMREAD_UNCHANGED)
+        label = cv2.imread(osp.join(labels_dir, name), cv2.IMREAD_UNCHANGED)
+        assert pred.shape == label.shape == (64, 64) and pred.max() <= 10
+        valid = label != 255
+        for c in range(11):
+            p, g = (pred == c) & valid, (label == c) & valid
+            inter[c] += (p & g).sum()
+            union[c] += (p | g).sum()
+    with np.errstate(invalid='ignore'):
+        miou = 100 * np.nanmean(inter / union)
+    assert abs(float(match.group(1)) - miou) < 0.006, (match.group(1), miou)
 
     shown = glob.glob(osp.join(show_dir, '**', '*.png'), recursive=True)
     assert len(shown) == 4, shown
@@ -132,12 +146,24 @@ def cls_run(tiny_cls_root, tmp_path_factory):
     return dict(work_dir=work_dir, out=out)
 
 
+def _val_accuracy(out):
+    match = re.search(r'Epoch\(val\) \[1\]\[\d+/\d+\]\s+accuracy/top1: '
+                      r'(\d+\.\d+)', out)
+    assert match, out[-3000:]
+    return float(match.group(1))
+
+
 def test_mmpretrain_config_trains(cls_run):
     out = cls_run['out']
-    # 40 images / batch 8 = 5 iterations in the one epoch
-    assert re.search(r'Epoch\(train\)\s+\[1\]\[5/5\]', out)
-    assert re.search(r'Epoch\(val\) \[1\]\[\d+/\d+\]\s+accuracy/top1: '
-                     r'\d+\.\d+', out)
+    # 40 images / batch 8 = 5 iterations in the one epoch, in order
+    steps = re.findall(r'Epoch\(train\)\s+\[1\]\[(\d)/5\].*? loss: (\S+)',
+                       out)
+    assert [int(i) for i, _ in steps] == [1, 2, 3, 4, 5]
+    # a fresh 10-class head predicts about uniformly: loss ~ ln 10 at first
+    assert abs(float(steps[0][1]) - np.log(10)) < 0.2 * np.log(10), steps
+    # 20 validation images, one prediction each: a multiple of 5 %
+    accuracy = _val_accuracy(out)
+    assert accuracy / 5 == pytest.approx(round(accuracy / 5), abs=1e-6)
     ckpt = load_ckpt(osp.join(cls_run['work_dir'], 'epoch_1.pth'))
     assert ckpt['meta']['epoch'] == 1
     assert ckpt['state_dict']['head.fc.weight'].shape == (10, 512)
@@ -154,12 +180,20 @@ def test_mmpretrain_config_tests(cls_run, tiny_cls_root, tmp_path):
     match = re.search(r'Epoch\(test\) \[\d+/\d+\]\s+accuracy/top1: '
                       r'(\d+\.\d+)', out)
     assert match, out[-3000:]
-    assert 0.0 <= float(match.group(1)) <= 100.0
     import pickle
     with open(dump, 'rb') as f:
         preds = pickle.load(f)
     assert len(preds) == 20
     assert preds[0]['pred_score'].shape == (10, )
+    # the printed accuracy is that of the dumped predictions, and (the test
+    # set is the validation set) the one validation printed after training
+    right = [int(p['pred_label'][0]) == int(p['gt_label'][0]) for p in preds]
+    assert float(match.group(1)) == pytest.approx(100 * np.mean(right),
+                                                  abs=1e-3)
+    assert float(match.group(1)) == pytest.approx(
+        _val_accuracy(cls_run['out']), abs=1e-3)
+    assert all(int(p['pred_label'][0]) == int(np.argmax(p['pred_score']))
+               for p in preds)
 
 
 def test_run_demo_end_to_end(tmp_path):

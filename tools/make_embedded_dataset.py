@@ -14,7 +14,8 @@ import time
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from mmdas.datasets.embedded import (  # noqa: E402
-    DEMO_SEG_LAYOUT, DEMO_SEG_SET, MARKER, ensure_embedded_dataset)
+    DEMO_SEG_LAYOUT, DEMO_SEG_SET, EMBEDDED_SETS, MARKER,
+    ensure_embedded_dataset)
 
 
 DEFAULTS = {
@@ -25,8 +26,8 @@ DEFAULTS = {
                 items_per_image=DEMO_SEG_LAYOUT['items_per_image'],
                 scale_range=DEMO_SEG_LAYOUT['scale_range'],
                 overlap=not DEMO_SEG_LAYOUT['separate']),
-    'cls': dict(root='data/embedded_digits_cls', num_train=500, num_val=200,
-                size=32),
+    'cls': dict(root='data/embedded_digits_cls',
+                **EMBEDDED_SETS['data/embedded_digits_cls'][1]),
 }
 
 

@@ -17,6 +17,8 @@ from mmengine.runner import Runner  # noqa: E402
 from mmdas.utils import check_config_types, prepare_cfg_for_launch  # noqa
 from mmdas.utils import use_checkpoint_hooks  # noqa: E402
 from mmdas.utils import report_lost_ranks  # noqa: E402
+from mmdas.utils.launch import (MissingDataError,  # noqa: E402
+                                ensure_data_folders)
 
 
 def parse_args():
@@ -107,6 +109,10 @@ def main():
     cfg = Config.fromfile(args.config)
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    try:  # a missing data set: one line naming it, not a traceback
+        ensure_data_folders(cfg, ('test', ), args.launcher == 'none')
+    except MissingDataError as err:
+        sys.exit(f'tools/test.py: {err}')
     cfg = prepare_cfg_for_launch(cfg, args.launcher)
     is_cls = cfg.get('default_scope') == 'mmpretrain'
 

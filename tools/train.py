@@ -20,6 +20,8 @@ from mmengine.runner import Runner  # noqa: E402
 from mmdas.utils import check_config_types, prepare_cfg_for_launch  # noqa
 from mmdas.utils import use_checkpoint_hooks  # noqa: E402
 from mmdas.utils import report_lost_ranks  # noqa: E402
+from mmdas.utils.launch import (MissingDataError,  # noqa: E402
+                                ensure_data_folders)
 from mmdas.utils.offline import (DOWNLOAD_ERRORS,  # noqa: E402
                                  raise_download_failed)
 
@@ -67,6 +69,10 @@ def main():
     cfg = Config.fromfile(args.config)
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    try:  # a missing data set: one line naming it, not a traceback
+        ensure_data_folders(cfg, ('train', 'val'), args.launcher == 'none')
+    except MissingDataError as err:
+        sys.exit(f'tools/train.py: {err}')
     if args.check_data:
         from mmdas.datasets.checks import check_dataset_or_exit
         check_dataset_or_exit(cfg)

@@ -71,6 +71,18 @@ DEMO_SEG_SET = dict(num_train=4000, num_val=100, canvas=80, **DEMO_SEG_LAYOUT)
 #: per 48-pixel canvas, about the size of the segmentation set's digits.
 DEMO_CLS_SET = dict(num_train=4000, num_val=500, size=48)
 
+#: The embedded sets the shipped configs read, by their ``data_root``:
+#: ``(task, arguments of ensure_embedded_dataset)``. ``tools/train.py`` and
+#: ``tools/test.py`` write a missing one on first use
+#: (:func:`mmdas.utils.launch.ensure_data_folders`), as the demo does, and
+#: ``tools/make_embedded_dataset.py`` writes the same by default.
+EMBEDDED_SETS = {
+    'data/embedded_digits': ('seg', dict(DEMO_SEG_SET)),
+    'data/embedded_digits_cls': ('cls', dict(num_train=500, num_val=200,
+                                             size=32)),
+    'data/embedded_digits_cls48': ('cls', dict(DEMO_CLS_SET)),
+}
+
 MARKER = '.mmdas_embedded.json'
 FORMAT_VERSION = 2  # bump when the generator changes its output
 

@@ -286,4 +286,7 @@ def policy_data(cell, genotype: List[str]) -> Dict:
         num_frames=cell.num_frames,
         profile=cell.profile,
         num_nodes=cell.num_nodes,
-        genotype=list(genotype))
+        genotype=list(genotype),
+        # each node keeps its strongest input (darts-pt): the frames are one
+        # path of ops, so the map the inverse warp uses is exact
+        node_inputs=cell.strongest_inputs(genotype))

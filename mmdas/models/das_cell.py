@@ -26,6 +26,13 @@ DEFAULT_MAGNITUDES: Dict[str, float] = dict(
 DEFAULT_OPS = ('identity', 'translate_x', 'translate_y', 'scale', 'rotate')
 
 
+def edges_of_node(node: int) -> Tuple[int, int]:
+    """``(first edge, number of edges)`` of DAG node ``node``: its inputs
+    are the states ``0 .. node + 1`` (two input nodes, then the nodes
+    before it)."""
+    return 2 * node + node * (node - 1) // 2, 2 + node
+
+
 @MODELS.register_module()
 class DASCell(BaseModule):
     """DAS search cell: a softmax(α)-weighted mixture of image->video ops.
@@ -53,10 +60,13 @@ class DASCell(BaseModule):
 
     The cell also returns the frames' forward maps for the fusion head. A
     mixture has no single map, so they are those of the dominant path: on
-    each node the (edge, op) of largest weight, composed along the path. They
-    are exact once every edge is one-hot (after selection); while searching,
-    fuse with a plain mean over frames (``fusion='mean'``) rather than
-    inverse warping.
+    each node the (edge, op) of largest weight, composed along the path.
+    They are exact only when the frames are one path of ops: a single edge
+    with a one-hot weight, or a :class:`FrozenDASCell` (each node pruned to
+    one input). A multi-node cell sums every node's edges, so even one-hot
+    edges give a superposition of differently warped copies. While
+    searching, fuse with a plain mean over frames (``fusion='mean'``) rather
+    than inverse warping.
 
     Args:
         ops (Sequence[str]): Candidate ops, keys of
@@ -113,7 +123,7 @@ class DASCell(BaseModule):
         self.learnable_magnitudes = learnable_magnitudes
 
         k = self.num_nodes
-        self.num_edges = 1 if k == 1 else 2 * k + k * (k - 1) // 2
+        self.num_edges = 1 if k == 1 else edges_of_node(k)[0]
         self.alphas = nn.Parameter(1e-3 *
                                    torch.randn(self.num_edges, len(ops)))
         mags = torch.tensor(values)
@@ -153,6 +163,37 @@ class DASCell(BaseModule):
         """The op of largest weight on each edge."""
         best = self.edge_weights().argmax(dim=-1).tolist()
         return [self.ops[i] for i in best]
+
+    def strongest_inputs(self,
+                         genotype: Optional[Sequence[str]] = None
+                         ) -> List[int]:
+        """For each DAG node, the input whose edge gives its kept op the
+        largest softmax(α) weight: the one input a
+        :class:`FrozenDASCell` keeps (darts-pt prunes each node to its
+        strongest inputs the same way).
+
+        Args:
+            genotype (Sequence[str], optional): The kept op of each edge
+                (e.g. the perturbation-based selection's). Defaults to
+                :meth:`genotype`.
+
+        Returns:
+            list[int]: ``node_inputs``, the state each node reads (0 and 1:
+            the input nodes; ``2 + j``: node j). Empty for one edge.
+        """
+        if self.num_nodes == 1:
+            return []
+        genotype = self.genotype() if genotype is None else list(genotype)
+        strength = torch.softmax(self.alphas.detach().float(), dim=-1)
+        inputs = []
+        for node in range(self.num_nodes):
+            first, count = edges_of_node(node)
+            scores = [
+                float(strength[first + j, self.ops.index(genotype[first + j])])
+                for j in range(count)
+            ]
+            inputs.append(max(range(count), key=scores.__getitem__))
+        return inputs
 
     def to_policy(self) -> DASPolicy:
         """The single-edge cell's strongest op as a fixed policy."""
@@ -249,19 +290,31 @@ class DASCell(BaseModule):
             out = torch.zeros_like(video) if out is None else out
             return out, mats[order[0]]
 
-        # DARTS DAG: states 0 and 1 are the inputs, node i has 2 + i edges
+        # DARTS DAG: states 0 and 1 are the inputs, node i has 2 + i edges.
+        # Nodes that the output does not read (a pruned cell) are skipped.
+        firsts = [edges_of_node(i)[0] for i in range(self.num_nodes)]
+        needed = [False] * self.num_nodes
+        needed[-1] = True
+        for i in reversed(range(self.num_nodes)):
+            for j in range(2, 2 + i):
+                if needed[i] and any(active[firsts[i] + j]):
+                    needed[j - 2] = True
         states, state_mats = [video, video], [eye, eye]
-        edge = 0
-        for _ in range(self.num_nodes):
+        for i in range(self.num_nodes):
+            if not needed[i]:
+                states.append(None)
+                state_mats.append(eye)
+                continue
             node, best = None, None
             for j, state in enumerate(states):
-                term = mixed(edge, state, j < 2)
+                edge = firsts[i] + j
+                term = mixed(edge, state, j < 2) if any(
+                    active[edge]) else None
                 if term is not None:
                     node = term if node is None else node + term
                 o = order[edge]
                 if best is None or host[edge][o] > best[0]:
                     best = (host[edge][o], mats[o] @ state_mats[j])
-                edge += 1
             states.append(torch.zeros_like(video) if node is None else node)
             state_mats.append(best[1])
         return states[-1], state_mats[-1]

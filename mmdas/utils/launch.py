@@ -175,6 +175,8 @@ def check_config_types(cfg: Config) -> None:
     check_other_types(cfg)
     check_das_preprocessor(cfg)
     check_das_frames(cfg)
+    check_das_pipelines(cfg)
+    check_das_cell_fusion(cfg)
     if cfg.get('das_search') is not None:
         # DASSearchHook reads this section only in before_run, after the
         # datasets and the model are built: check it now
@@ -374,3 +376,231 @@ def check_das_preprocessor(cfg: Config) -> None:
             f"{(used or {}).get('type', 'the model default')!r}. Set "
             f"model.data_preprocessor=dict(type='{cls.das_preprocessor}', "
             'policy=..., ...).')
+
+
+#: Pipeline transforms that move pixels: after ``DASImageToVideo`` they make
+#: its ``das_matrices`` stale (``DASPad`` pads at the bottom and right and
+#: records the image's size, so it may follow).
+_GEOMETRIC_TRANSFORMS = ('RandomFlip', 'RandomCrop', 'Resize', 'RandomResize',
+                         'RandomChoiceResize', 'RandomRotate',
+                         'RandomRotFlip', 'ResizeToMultiple',
+                         'ResizeShortestEdge', 'RandomResizedCrop',
+                         'CenterCrop', 'RandomMosaic', 'Pad', 'TestTimeAug')
+
+
+def _pipelines(cfg: Config):
+    """Yield ``(field, pipeline)`` of every data pipeline of ``cfg``."""
+
+    def walk(node, path):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == 'pipeline' and isinstance(value, (list, tuple)):
+                    yield f'{path}.{key}', value
+                else:
+                    yield from walk(value, f'{path}.{key}')
+        elif isinstance(node, (list, tuple)):
+            for i, value in enumerate(node):
+                yield from walk(value, f'{path}[{i}]')
+
+    for section in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        yield from walk(_section(cfg, section), section)
+    tta = cfg.get('tta_pipeline')
+    if isinstance(tta, (list, tuple)):
+        yield 'tta_pipeline', tta
+
+
+def _types_in(transform) -> list:
+    """Type names of a pipeline entry and the transforms it wraps (TTA)."""
+    return [t.split('.')[-1] for _, t in _iter_types(transform, '')]
+
+
+def check_das_pipelines(cfg: Config) -> None:
+    """Fail early when a DAS config's pipeline would make wrong geometry.
+
+    * A plain ``Pad`` (mmseg's VOC pipeline pads each crop) records nothing
+      of where the image ends, so DAS frames would turn about the padded
+      canvas: refused, naming :class:`~mmdas.datasets.DASPad`.
+    * A geometric transform after ``DASImageToVideo`` (a flip, crop, resize,
+      ``Pad``, a TTA) leaves its ``das_matrices`` stale: refused, naming it.
+
+    Only configs whose data preprocessor is a DAS one, or whose pipelines
+    hold ``DASImageToVideo``, are checked.
+
+    Raises:
+        ValueError: Naming the pipeline entry and the fix.
+    """
+    from mmdas.models import DASClsDataPreprocessor, DASSegDataPreProcessor
+    model = cfg.get('model') or {}
+    pre = model.get('data_preprocessor') or cfg.get('data_preprocessor') or {}
+    cls = _registered(pre.get('type')) if isinstance(pre, dict) else None
+    das_model = isinstance(cls, type) and issubclass(
+        cls, (DASClsDataPreprocessor, DASSegDataPreProcessor))
+    pipelines = list(_pipelines(cfg))
+    if not das_model and not any(
+            'DASImageToVideo' in _types_in(p) for _, p in pipelines):
+        return
+    for field, pipeline in pipelines:
+        das_at = None
+        for i, transform in enumerate(pipeline):
+            types = _types_in(transform)
+            if 'Pad' in types:
+                raise ValueError(
+                    f"{field}[{i}]: type='Pad' in a DAS config records "
+                    'nothing of where the image ends, so DAS frames would '
+                    'turn about the padded canvas and count the padding as '
+                    "image. Use type='DASPad' (the same arguments), after "
+                    'DASImageToVideo if the pipeline has one, and '
+                    "type='PackDASSegInputs' / 'PackDASInputs' to pack it.")
+            if das_at is not None:
+                moved = [t for t in types if t in _GEOMETRIC_TRANSFORMS]
+                if moved:
+                    raise ValueError(
+                        f'{field}[{i}]: {moved[0]} after DASImageToVideo '
+                        f'({field}[{das_at}]) changes the image that its '
+                        'das_matrices were made for, so the inverse warp '
+                        'would misalign. Move DASImageToVideo after every '
+                        'geometric transform, or make the frames in the '
+                        'data preprocessor (`policy=`).')
+            if 'DASImageToVideo' in types:
+                das_at = i
+
+
+def check_das_cell_fusion(cfg: Config) -> None:
+    """Refuse inverse-warp fusion of frames that have no single map.
+
+    A searching :class:`~mmdas.models.DASCell` mixes ops (and a multi-node
+    one sums every node's edges), so its frames have no single inverse map;
+    :class:`~mmdas.engine.DASSearchHook` refuses ``fusion='inverse_warp'``
+    during a search (``das_search.allow_inverse_warp`` opts in). A config
+    that trains such a cell without the search is refused here. A
+    :class:`~mmdas.models.FrozenDASCell` and a policy have a single map.
+
+    Raises:
+        ValueError: Naming the head and the fix.
+    """
+    from mmdas.models import DASCell, FrozenDASCell
+    if cfg.get('das_search') is not None:
+        return  # DASSearchHook checks it, with its opt-in
+    model = cfg.get('model') or {}
+    pre = model.get('data_preprocessor') or cfg.get('data_preprocessor') or {}
+    cell = pre.get('cell') if isinstance(pre, dict) else None
+    if not isinstance(cell, dict):
+        return
+    cls = _registered(cell.get('type'))
+    if not (isinstance(cls, type) and issubclass(cls, DASCell)) or issubclass(
+            cls, FrozenDASCell):
+        return
+    for name in ('decode_head', 'auxiliary_head', 'head'):
+        heads = model.get(name)
+        for i, head in enumerate(heads if isinstance(heads, list) else
+                                 [heads]):
+            if isinstance(head, dict) and head.get(
+                    'fusion', 'inverse_warp') == 'inverse_warp' and (
+                        'TemporalFusionHead' in str(head.get('type'))):
+                field = f'model.{name}' + (f'[{i}]' if isinstance(
+                    heads, list) else '')
+                raise ValueError(
+                    f"{field}.fusion='inverse_warp', but the frames come from "
+                    f"a {cell.get('type')} (model.data_preprocessor.cell), a "
+                    'mixture of ops that has no single inverse map. Set '
+                    f"{field}.fusion='mean', search it with a das_search "
+                    'section (DASSearchHook), or train its result '
+                    '(policy=.../policy.json).')
+
+
+class MissingDataError(FileNotFoundError):
+    """A folder or file a config's data set reads does not exist; the
+    message is one line naming it and how to make it."""
+
+
+#: How to make each real data set's folder (type of the dataset config).
+_DATA_HINTS = {
+    'CityscapesDataset': 'download Cityscapes (leftImg8bit, gtFine) and run '
+    "mmseg's tools/dataset_converters/cityscapes.py on it",
+    'PascalVOCDataset': 'download VOC2012 and SBD and run mmseg\'s '
+    'tools/dataset_converters/voc_aug.py (see mmseg\'s dataset_prepare.md)',
+    'ImageNet': 'put ImageNet in mmpretrain\'s layout (train/, val/, meta/)',
+    'CIFAR10': 'put the CIFAR-10 python batches there (cifar-10-batches-py)',
+    'FashionMNIST': 'apt-get install -y dataset-fashion-mnist && python '
+    'tools/prepare_fashion_mnist.py',
+}
+
+
+def _dataset_paths(dataset: dict) -> list:
+    """Folders and files a leaf dataset config reads (data_root first)."""
+    root = dataset.get('data_root') or ''
+    prefix = dataset.get('data_prefix')
+    parts = list(prefix.values()) if isinstance(prefix, dict) else [prefix]
+    if dataset.get('ann_file'):
+        parts.append(dataset['ann_file'])
+    paths = [root] if root else []
+    paths += [os.path.join(root, p) for p in parts
+              if isinstance(p, str) and p]
+    return paths
+
+
+def ensure_data_folders(cfg: Config,
+                        splits=('train', 'val', 'test'),
+                        generate: bool = True) -> None:
+    """Make sure the data sets a run reads exist, before anything builds.
+
+    An embedded digits set that a shipped config reads
+    (:data:`mmdas.datasets.embedded.EMBEDDED_SETS`) is written on first
+    use, as ``make demo`` does (a folder that exists is never touched).
+    Any other missing data root, split folder or annotation file raises
+    :class:`MissingDataError`, one line naming the folder and how to make
+    it, instead of a ``FileNotFoundError`` traceback from inside mmengine.
+
+    Args:
+        cfg (Config): The config.
+        splits (Sequence[str]): Which ``<split>_dataloader`` to check.
+        generate (bool): Write a missing embedded set. False in a
+            distributed launch, where every rank would write it at once.
+
+    Raises:
+        MissingDataError: For the first missing path.
+    """
+    from mmengine.logging import print_log
+
+    from mmdas.datasets.checks import leaf_dataset_cfgs
+    from mmdas.datasets.embedded import (EMBEDDED_SETS,
+                                         ensure_embedded_dataset)
+    for split in splits:
+        loader = cfg.get(f'{split}_dataloader')
+        if not isinstance(loader, dict) or not isinstance(
+                loader.get('dataset'), dict):
+            continue
+        for dataset in leaf_dataset_cfgs(loader['dataset']):
+            paths = _dataset_paths(dataset)
+            missing = [p for p in paths if not os.path.exists(p)]
+            if not missing:
+                continue
+            root = os.path.normpath(dataset.get('data_root') or '')
+            if root in EMBEDDED_SETS:
+                task, kwargs = EMBEDDED_SETS[root]
+                if not generate or (os.path.exists(root)
+                                    and os.listdir(root)):
+                    pass  # someone's own set there: never overwrite it
+                else:
+                    print_log(
+                        f'{split}_dataloader: {root} does not exist; '
+                        'writing the embedded digits set there (first use, '
+                        'as `make demo` does; tools/make_embedded_dataset.py'
+                        ' makes it too)', logger='current')
+                    ensure_embedded_dataset(root, task, progress=True,
+                                            **kwargs)
+                    missing = [p for p in paths if not os.path.exists(p)]
+                    if not missing:
+                        continue
+            if root in EMBEDDED_SETS:
+                hint = (f'make it with python tools/make_embedded_dataset.py '
+                        f'--task {EMBEDDED_SETS[root][0]} --root {root} '
+                        '--force')
+            else:
+                hint = _DATA_HINTS.get(
+                    str(dataset.get('type', '')).split('.')[-1],
+                    f"put the data set there, or point {split}_dataloader."
+                    "dataset.data_root at it (--cfg-options)")
+            raise MissingDataError(
+                f'{split}_dataloader.dataset ({dataset.get("type")}): '
+                f'{missing[0]} does not exist; {hint}.')

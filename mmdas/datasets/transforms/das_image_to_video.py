@@ -54,6 +54,15 @@ class DASImageToVideo(BaseTransform):
       batch: it records where the image lies (``das_image_box``).
     - ``das_num_frames`` (int) and ``das_reference_frame`` (int, the frame
       that is the unchanged image).
+    - ``das_matrices_for``: what the matrices were made for, ``dict(
+      img_shape=(H, W), flip=..., flip_direction=...)``. The DAS data
+      preprocessor refuses frames whose image has since changed size or flip
+      state: a geometric transform after this one (``RandomFlip``,
+      ``RandomCrop``, ``Resize``, a plain ``Pad``, a TTA flip) leaves the
+      matrices stale and the inverse warp misaligned.
+
+    Padding: put :class:`~mmdas.datasets.DASPad` after this transform, not
+    ``Pad`` before it (a padded image would turn about the canvas centre).
 
     ``PackSegInputs`` / ``PackInputs`` drop metainfo keys they are not told
     about: use ``PackDASSegInputs`` / ``PackDASInputs``, or give them
@@ -75,6 +84,13 @@ class DASImageToVideo(BaseTransform):
         self.ignore_index = ignore_index
 
     def transform(self, results: dict) -> dict:
+        if 'pad_shape' in results or 'das_image_shape' in results:
+            raise ValueError(
+                'DASImageToVideo: the image was padded earlier in the '
+                f"pipeline (pad_shape={results.get('pad_shape')}), so its "
+                'frames would turn about the padded canvas and count the '
+                'padding as image. Pad after DASImageToVideo, with '
+                "dict(type='DASPad', ...) (mmcv's Pad arguments).")
         img = results['img']
         if img.ndim == 2:
             img = img[..., None]
@@ -103,6 +119,11 @@ class DASImageToVideo(BaseTransform):
         results['das_matrices'] = mats.numpy()
         results['das_num_frames'] = num_frames
         results['das_reference_frame'] = self.policy.reference_frame
+        flip = bool(results.get('flip', False))
+        results['das_matrices_for'] = dict(
+            img_shape=(height, width),
+            flip=flip,
+            flip_direction=results.get('flip_direction') if flip else None)
         return results
 
     def __repr__(self) -> str:

@@ -68,6 +68,13 @@ class VideoResNetMixin:
             the video ResNet computes every frame exactly as the 2D ResNet
             whose weights it loaded, in train and eval mode; see
             :class:`~mmdas.models.temporal.GateShiftFuse`.
+        freeze_temporal (bool): Let ``frozen_stages`` and ``norm_eval``
+            freeze the temporal modules of the stages they freeze (their
+            parameters stop learning, their norms keep their running
+            statistics). Defaults to False: the temporal modules are new
+            (a 2D checkpoint has none), and a frozen zero-gate GSF would
+            stay the identity for the whole run, so they stay trainable
+            and in train mode; which ones that concerns is logged.
         **kwargs: Arguments of the 2D ResNet (``depth``, ``dilations``,
             ``strides``, ``contract_dilation``, ``norm_cfg``, ``with_cp``,
             ``init_cfg``...).
@@ -95,6 +102,7 @@ class VideoResNetMixin:
                  gsf_init: str = 'zero_gate',
                  gsf_interleave: bool = False,
                  gsf_rescale_fusion: bool = True,
+                 freeze_temporal: bool = False,
                  **kwargs):
         check_temporal_args(temporal_module, num_frames, gsf_ratio, shift_div,
                             gsf_init)
@@ -106,8 +114,14 @@ class VideoResNetMixin:
         self.gsf_init = gsf_init
         self.frame_channels = kwargs.get('in_channels', 3)
         self.pretrained_report: Optional[dict] = None
+        if not isinstance(freeze_temporal, bool):
+            raise TypeError(f'{type(self).__name__}.freeze_temporal: '
+                            f'{freeze_temporal!r} must be True or False.')
+        self.freeze_temporal = freeze_temporal
         if temporal_module is not None:
             self._insert_temporal_modules(gsf_interleave, gsf_rescale_fusion)
+            self._log_frozen_temporal()
+        self._freeze_stages()  # the temporal modules were not there yet
 
     def _insert_temporal_modules(self, gsf_interleave: bool,
                                  gsf_rescale_fusion: bool) -> None:
@@ -137,6 +151,59 @@ class VideoResNetMixin:
             m.temporal for m in self.modules()
             if isinstance(m, TemporalConv2d)
         ]
+
+    def _frozen_temporal(self) -> List[str]:
+        """Names of the temporal modules that ``frozen_stages`` or
+        ``norm_eval`` reach (their stage is frozen, or they hold norms)."""
+        stages = getattr(self, 'frozen_stages', -1)
+        norm_eval = getattr(self, 'norm_eval', False)
+        names = []
+        for i, layer_name in enumerate(self.res_layers, start=1):
+            for name, m in getattr(self, layer_name).named_modules():
+                if not isinstance(m, TemporalConv2d):
+                    continue
+                has_norm = any(
+                    isinstance(n, nn.modules.batchnorm._BatchNorm)
+                    for n in m.temporal.modules())
+                has_params = any(True for _ in m.temporal.parameters())
+                if (i <= stages and has_params) or (norm_eval and has_norm):
+                    names.append(f'{layer_name}.{name}.temporal')
+        return names
+
+    def _log_frozen_temporal(self) -> None:
+        names = self._frozen_temporal()
+        if not names:
+            return
+        what = (f'frozen_stages={self.frozen_stages}, '
+                f'norm_eval={self.norm_eval}')
+        if self.freeze_temporal:
+            msg = (f'freeze_temporal=True: {what} freeze {len(names)} '
+                   f'{self.temporal_module} modules {names}')
+        else:
+            msg = (f'{what} leave the {len(names)} {self.temporal_module} '
+                   f'modules they reach trainable and in train mode '
+                   f'(freeze_temporal=True freezes them): {names}')
+        print_log(f'{type(self).__name__}: {msg}', logger='current')
+
+    def _freeze_stages(self) -> None:
+        """The 2D ResNet's freezing, then the temporal modules it reached
+        back to trainable and train mode unless ``freeze_temporal``."""
+        super()._freeze_stages()
+        if getattr(self, 'freeze_temporal', True):
+            return  # (the 2D __init__ calls this before they exist)
+        for m in self.temporal_modules():
+            m.train(self.training)
+            for param in m.parameters():
+                param.requires_grad = True
+
+    def train(self, mode: bool = True):
+        """The 2D ResNet's ``train`` (``frozen_stages``, ``norm_eval``);
+        the temporal modules follow ``mode`` unless ``freeze_temporal``."""
+        super().train(mode)
+        if not self.freeze_temporal:
+            for m in self.temporal_modules():
+                m.train(mode)
+        return self
 
     def to_frames(self, x: Tensor) -> Tensor:
         """``[N, T*C, H, W]`` videos -> ``[N*T, C, H, W]`` frames.

@@ -49,16 +49,43 @@ from mmdas.video import stack_frames, warp_frames
 from ..frozen_das_cell import is_frozen_cell_file, load_frozen_cell
 
 
-def _image_boxes(inputs) -> Tensor:
+def _image_boxes(inputs, samples=None, name: str = 'DAS preprocessor'
+                 ) -> Tensor:
     """``[N, 4]`` box of each image on the batch canvas, before padding.
 
     mmseg's and mmpretrain's preprocessors pad at the right and bottom, so
-    image n covers ``(0, 0, w_n, h_n)`` of the canvas.
+    image n covers ``(0, 0, w_n, h_n)`` of the canvas; so does a pipeline
+    :class:`~mmdas.datasets.DASPad`, whose ``das_image_shape`` gives
+    ``(h_n, w_n)``. A pipeline ``Pad`` records nothing of the image: refused.
     """
     if isinstance(inputs, Tensor):
         sizes = [tuple(inputs.shape[-2:])] * inputs.shape[0]
     else:
         sizes = [tuple(x.shape[-2:]) for x in inputs]
+    for i, sample in enumerate(samples or ()):
+        meta = sample.metainfo
+        shape = meta.get('das_image_shape')
+        if shape is None:
+            # pad_shape without padding_size: a pipeline Pad, not the
+            # preprocessor's own padding (mmseg's stack_batch sets both)
+            if ('pad_shape' in meta and 'padding_size' not in meta
+                    and 'das_image_box' not in meta):
+                raise ValueError(
+                    f'{name}: image {i} was padded in the pipeline '
+                    f"(pad_shape={tuple(meta['pad_shape'])}, e.g. mmseg's "
+                    "dict(type='Pad', size=crop_size)), which records "
+                    'nothing of where the image ends: DAS frames would turn '
+                    'about the padded canvas and count the padding as image. '
+                    "Use dict(type='DASPad', ...) (Pad's arguments) and "
+                    "dict(type='PackDASSegInputs') / PackDASInputs, or let "
+                    'the data preprocessor pad (its `size`).')
+            continue
+        h, w = (int(v) for v in shape)
+        if h > sizes[i][0] or w > sizes[i][1] or h < 1 or w < 1:
+            raise ValueError(
+                f'{name}: das_image_shape {tuple(shape)} of image {i} does '
+                f'not fit its input of size {sizes[i]}.')
+        sizes[i] = (h, w)
     return torch.tensor([[0, 0, w, h] for h, w in sizes])
 
 
@@ -87,6 +114,46 @@ def build_das_source(policy, cell, name: str) -> Tuple[Optional[DASPolicy],
     if cell is not None:
         return None, MODELS.build(cell) if isinstance(cell, dict) else cell
     return None, None
+
+
+def check_matrices_are_current(samples, sizes, name: str) -> None:
+    """Refuse pipeline frames whose ``das_matrices`` a later geometric
+    transform made stale (see ``das_matrices_for`` of
+    :class:`~mmdas.datasets.DASImageToVideo`).
+
+    Args:
+        samples (Sequence): Data samples with the pipeline's metainfo.
+        sizes (Sequence[tuple]): ``(h, w)`` of each image as it reaches the
+            model (the unpadded image).
+        name (str): Who checks, for the message.
+    """
+    for i, (sample, size) in enumerate(zip(samples, sizes)):
+        meta = sample.metainfo
+        made_for = meta.get('das_matrices_for')
+        if made_for is None:
+            continue
+        changed = []
+        if tuple(made_for['img_shape']) != tuple(size):
+            changed.append(f"size {tuple(made_for['img_shape'])} -> "
+                           f'{tuple(size)} (a Resize, RandomResize, '
+                           'RandomCrop or plain Pad)')
+        flip = bool(meta.get('flip', False))
+        direction = meta.get('flip_direction') if flip else None
+        if (flip, direction) != (bool(made_for['flip']),
+                                 made_for['flip_direction']):
+            changed.append(f"flip {made_for['flip']} "
+                           f"({made_for['flip_direction']}) -> {flip} "
+                           f'({direction}) (a RandomFlip, or a TTA flip)')
+        if changed:
+            raise ValueError(
+                f'{name}: the das_matrices of image {i} '
+                f"({meta.get('img_path', 'no path')}) were made by "
+                'DASImageToVideo for another image than the one that '
+                f"reaches the model: {'; '.join(changed)} after "
+                'DASImageToVideo. The inverse warp would misalign. Put '
+                'DASImageToVideo after every geometric transform of the '
+                'pipeline (pad with DASPad after it), or make the frames in '
+                'the data preprocessor (`policy=`).')
 
 
 class _DASVideoMixin:
@@ -172,7 +239,11 @@ class _DASVideoMixin:
                 video = (video - self.mean) / self.std
             return video.reshape(*lead, tc, h, w)
 
-        boxes = _image_boxes(inputs)
+        boxes = _image_boxes(inputs, samples, self._das_name)
+        if samples is not None:
+            check_matrices_are_current(
+                samples, [(b[3], b[2]) for b in boxes.tolist()],
+                self._das_name)
         if isinstance(inputs, Tensor):
             data['inputs'] = per_frame(inputs)
         else:
@@ -239,7 +310,8 @@ class _DASVideoMixin:
     def _das_forward(self, data: dict, training: bool) -> dict:
         if not self.generates_frames:
             return self._frames_from_pipeline(data, training)
-        boxes = _image_boxes(data['inputs'])
+        boxes = _image_boxes(data['inputs'], data.get('data_samples'),
+                             self._das_name)
         out = super().forward(data, training)
         inputs = out['inputs']
         if isinstance(inputs, (list, tuple)):

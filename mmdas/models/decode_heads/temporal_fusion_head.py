@@ -84,7 +84,9 @@ class TemporalFusionHead(BaseModule):
       interpolates only from the image (not from outside the frame nor from
       padding). A pixel in no such frame gets the plain mean of the unwarped
       logits (the reference frame covers the whole image, so this happens
-      only in the padding). Padded batches and crops are handled through
+      only in the padding). At the head's stride, validity is decided at the
+      input's resolution and pooled to the logit grid (see
+      :func:`mmdas.geometry.inverse_warp`). Padded batches and crops are handled through
       the metainfo ``das_image_box`` and ``das_input_shape`` (set by the DAS
       data preprocessors) and ``das_view_box`` (set for each crop by
       :class:`~mmdas.models.DASEncoderDecoder`).
@@ -201,21 +203,38 @@ class TemporalFusionHead(BaseModule):
     def _maps_on_logits(batch_img_metas: Sequence, mats: Tensor,
                         size) -> Tuple[Tensor, Tensor]:
         """The frames' maps in the coordinates of the logit map, and the
-        map's pixels that hold the image (not padding)."""
+        pixels that hold the image (not padding) at the input's resolution:
+        validity is decided there (see :func:`mmdas.geometry.inverse_warp`).
+        """
         image_boxes, view_boxes = [], []
+        known = all(
+            _metainfo(s).get('das_image_box') is not None
+            and _metainfo(s).get('das_input_shape') is not None
+            for s in batch_img_metas)
         for sample in batch_img_metas:
             info = _metainfo(sample)
-            shape = info.get('das_input_shape')
-            if info.get('das_image_box') is None or shape is None:
+            if not known:
                 # no padding information: the map is the image
                 image_boxes.append((0, 0, size[1], size[0]))
                 view_boxes.append((0, 0, size[1], size[0]))
                 continue
+            shape = info['das_input_shape']
             image_boxes.append(tuple(info['das_image_box']))
             view_boxes.append(
                 tuple(info.get('das_view_box') or (0, 0, shape[1], shape[0])))
+        views = {(int(y1 - y0), int(x1 - x0)) for x0, y0, x1, y1 in view_boxes}
+        if len(views) != 1:
+            raise ValueError(
+                f'TemporalFusionHead: the logit maps of one batch cover '
+                f'views of different sizes {sorted(views)} (das_view_box / '
+                'das_input_shape); a batch shares one input size.')
+        fine = views.pop()
+        if fine[0] < size[0] or fine[1] < size[1]:
+            fine = tuple(size)  # logits finer than the input: decide there
+            view_boxes = [(0, 0, size[1], size[0])] * len(view_boxes) \
+                if not known else view_boxes
         maps = maps_in_view(mats, image_boxes, view_boxes)
-        region = box_mask(image_boxes, view_boxes, tuple(size), mats.device)
+        region = box_mask(image_boxes, view_boxes, fine, mats.device)
         return maps, region
 
     def _matrices(self, batch_img_metas: Sequence, frames: int,

@@ -20,14 +20,18 @@ class DASEncoderDecoder(EncoderDecoder):
     ``(x0, y0, x1, y1)`` (pixels of the input), for each crop of
     ``test_cfg.mode='slide'`` and as the whole input in ``'whole'`` mode.
     mmseg's ``EncoderDecoder`` does not, and the head then refuses crops
-    smaller than the input rather than fuse them wrongly.
+    smaller than the input rather than fuse them wrongly. Metainfo without
+    ``das_image_box`` / ``das_input_shape`` (frames not made by a DAS data
+    preprocessor) gets the whole input as both, so that a crop is placed on
+    the image rather than taken for the whole image.
     """
 
     def whole_inference(self, inputs: Tensor,
                         batch_img_metas: List[dict]) -> Tensor:
         height, width = inputs.shape[-2:]
         return super().whole_inference(
-            inputs, _with_view_box(batch_img_metas, (0, 0, width, height)))
+            inputs, _with_view_box(batch_img_metas, (0, 0, width, height),
+                                   (height, width)))
 
     def slide_inference(self, inputs: Tensor,
                         batch_img_metas: List[dict]) -> Tensor:
@@ -46,7 +50,8 @@ class DASEncoderDecoder(EncoderDecoder):
                 x2 = min(w_idx * w_stride + w_crop, w_img)
                 y1, x1 = max(y2 - h_crop, 0), max(x2 - w_crop, 0)
                 crop_img = inputs[:, :, y1:y2, x1:x2]
-                metas = _with_view_box(batch_img_metas, (x1, y1, x2, y2))
+                metas = _with_view_box(batch_img_metas, (x1, y1, x2, y2),
+                                       (h_img, w_img))
                 # as in mmseg: a torch.Size img_shape marks a crop
                 metas[0]['img_shape'] = crop_img.shape[2:]
                 crop_seg_logit = self.encode_decode(crop_img, metas)
@@ -57,7 +62,17 @@ class DASEncoderDecoder(EncoderDecoder):
         return preds / count_mat
 
 
-def _with_view_box(batch_img_metas: List[dict], box) -> List[dict]:
-    """Copies of the metainfo dicts with ``das_view_box`` set."""
-    return [dict(meta, das_view_box=tuple(int(v) for v in box))
-            for meta in batch_img_metas]
+def _with_view_box(batch_img_metas: List[dict], box,
+                   input_shape) -> List[dict]:
+    """Copies of the metainfo dicts with ``das_view_box`` set (and the
+    input as the image where nothing says where the image lies)."""
+    height, width = (int(v) for v in input_shape)
+    out = []
+    for meta in batch_img_metas:
+        meta = dict(meta, das_view_box=tuple(int(v) for v in box))
+        if meta.get('das_image_box') is None or meta.get(
+                'das_input_shape') is None:
+            meta.update(das_image_box=(0, 0, width, height),
+                        das_input_shape=(height, width))
+        out.append(meta)
+    return out
