@@ -244,8 +244,10 @@ class ImageToPrediction(nn.Module):
 def _dataset_meta_samples(model, images: Tensor) -> list:
     """One data sample per image, as a test pipeline of that size packs."""
     height, width = images.shape[-2:]
+    # no pad_shape: a test pipeline that does not pad packs none (a pipeline
+    # pad_shape would be taken for a plain Pad and refused)
     meta = dict(img_shape=(height, width), ori_shape=(height, width),
-                pad_shape=(height, width), scale_factor=(1.0, 1.0))
+                scale_factor=(1.0, 1.0))
     if _is_segmentor(model):
         from mmseg.structures import SegDataSample
         return [SegDataSample(metainfo=dict(meta)) for _ in images]
