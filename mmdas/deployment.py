@@ -235,8 +235,11 @@ class ImageToPrediction(nn.Module):
                 logits = logits.view(num_images, self.num_frames,
                                      *logits.shape[1:]).mean(1)
             else:
+                # the whole input is image: validity decided at the input's
+                # resolution and pooled to the logit grid, as the head does
+                region = logits.new_ones((num_images, 1) + tuple(size))
                 logits = fuse_frames(
-                    logits, maps.expand(num_images, -1, -1, -1))
+                    logits, maps.expand(num_images, -1, -1, -1), region)
         return resize(logits, size=size, mode='bilinear',
                       align_corners=head.align_corners)
 

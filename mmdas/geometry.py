@@ -479,10 +479,36 @@ def warp(inputs: Tensor,
     return out if dtype.is_floating_point else out.round().to(dtype)
 
 
+def _count_in_bins(mask: Tensor, size: Tuple[int, int]) -> Tensor:
+    """How many set pixels of ``mask`` (``[B, 1, H, W]``) each pixel of a
+    coarser ``size`` grid stands for, in the bins of PyTorch's adaptive
+    pooling (rows ``floor(i*H/h)`` to ``ceil((i+1)*H/h)``, columns alike).
+
+    Built from cumulative sums and gathers rather than
+    ``adaptive_max_pool2d``, whose output size the ONNX export fixes to the
+    export's input size: this follows any input size in an exported graph.
+    """
+    counts = mask.to(torch.float32)
+    for dim, (fine, coarse) in zip((-2, -1), zip(mask.shape[-2:], size)):
+        index = torch.arange(coarse, device=mask.device)
+        start = (index * fine) // coarse
+        end = ((index + 1) * fine + coarse - 1) // coarse
+        cum = counts.cumsum(dim)
+        cum = torch.cat([torch.zeros_like(cum.narrow(dim, 0, 1)), cum], dim)
+        counts = cum.index_select(dim, end) - cum.index_select(dim, start)
+    return counts
+
+
+def _pool_any(mask: Tensor, size: Tuple[int, int]) -> Tensor:
+    """Whether some pixel of ``mask`` that a pixel of a coarser ``size``
+    grid stands for is set (``[B, 1, H, W]`` -> ``[B, 1, h, w]`` bool)."""
+    return _count_in_bins(mask > 0, size) > 0.5
+
+
 def _pool_all(mask: Tensor, size: Tuple[int, int]) -> Tensor:
     """Whether every pixel of ``mask`` that a pixel of a coarser ``size``
     grid stands for is set (``[B, 1, H, W]`` bool -> ``[B, 1, h, w]``)."""
-    return -F.adaptive_max_pool2d(-mask.float(), size) > 0.5
+    return _count_in_bins(~(mask > 0), size) < 0.5
 
 
 def inverse_warp(maps: Tensor,
@@ -543,7 +569,7 @@ def inverse_warp(maps: Tensor,
         coarse = inside = region
     else:
         # map pixels that cover some image, and those that cover only image
-        coarse = (F.adaptive_max_pool2d(region, size) > 0).to(dtype)
+        coarse = _pool_any(region, size).to(dtype)
         inside = _pool_all(region > 0, size).to(dtype)
 
     def made_from_image(inside: Tensor) -> Tensor:
@@ -563,5 +589,6 @@ def inverse_warp(maps: Tensor,
         # a frame that did not move is the image, partly padded pixels too
         eye = torch.eye(3, dtype=mats.dtype, device=mats.device)
         ident = (mats == eye).flatten(1).all(1)[:, None, None, None]
-        valid = torch.where(ident, coarse > 0, valid)
+        # logic ops, not a bool torch.where: onnxruntime has no bool Where
+        valid = (ident & (coarse > 0)) | (~ident & valid)
     return out[:, :-1], valid

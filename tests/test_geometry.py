@@ -339,3 +339,21 @@ def test_check_op_names_field_value_and_choices():
         G.check_op('rotate', 'big', 'x.op')
     G.check_op('scale', 2.0)
     G.check_op('identity', 0)
+
+
+@pytest.mark.parametrize('fine,coarse', [((48, 64), (12, 16)),
+                                         ((37, 53), (10, 14)),
+                                         ((33, 17), (9, 5))])
+def test_validity_pooling_equals_adaptive_pooling(fine, coarse):
+    """The exportable pooling of the inverse warp's validity (cumulative
+    sums and gathers) has exactly adaptive pooling's bins, also where the
+    sizes do not divide."""
+    import torch.nn.functional as F
+    from mmdas.geometry import _pool_all, _pool_any
+    gen = torch.Generator().manual_seed(0)
+    mask = torch.rand((3, 1) + fine, generator=gen) > 0.1
+    every = -F.adaptive_max_pool2d(-mask.float(), coarse) > 0.5
+    some = F.adaptive_max_pool2d(mask.float(), coarse) > 0
+    assert torch.equal(_pool_all(mask, coarse), every)
+    assert torch.equal(_pool_any(mask, coarse), some)
+    assert not every.all() and some.any()  # both outcomes occur
