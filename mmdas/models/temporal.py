@@ -85,13 +85,61 @@ def shift_frames(x: Tensor, offset: int) -> Tensor:
     return torch.cat([zeros, x[:, :offset]], dim=1)
 
 
+def _shift_channels(dst: Tensor, src: Tensor, fold: int,
+                    sign: int) -> Tensor:
+    """Write TSM's shift of ``src`` into ``dst`` (both ``[N, T, C, ...]``).
+
+    ``sign=1`` is the forward shift: channels ``[0, fold)`` read the next
+    frame, ``[fold, 2*fold)`` the previous one, zero where that frame does
+    not exist. ``sign=-1`` is its transpose (the backward pass): the same
+    channels move the other way. Slices into one output, no concatenation.
+    """
+    one, two = slice(0, fold), slice(fold, 2 * fold)
+    for part, step in ((one, sign), (two, -sign)):
+        d, s = dst[:, :, part], src[:, :, part]
+        if step > 0:  # frame t reads frame t+1
+            d[:, :-1].copy_(s[:, 1:])
+            d[:, -1:].zero_()
+        else:  # frame t reads frame t-1
+            d[:, 1:].copy_(s[:, :-1])
+            d[:, :1].zero_()
+    dst[:, :, 2 * fold:].copy_(src[:, :, 2 * fold:])
+    return dst
+
+
+class _TemporalShiftFn(torch.autograd.Function):
+    """TSM's shift; its backward is the opposite shift. Saves nothing."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, num_frames: int, fold: int) -> Tensor:
+        ctx.num_frames, ctx.fold = num_frames, fold
+        out = torch.empty_like(x)
+        _shift_channels(_clip_view(out, num_frames),
+                        _clip_view(x, num_frames), fold, 1)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        out = torch.empty_like(grad)
+        _shift_channels(_clip_view(out, ctx.num_frames),
+                        _clip_view(grad, ctx.num_frames), ctx.fold, -1)
+        return out, None, None
+
+
+def _clip_view(x: Tensor, num_frames: int) -> Tensor:
+    """``[N*T, ...]`` -> ``[N, T, ...]`` as a view (never a copy)."""
+    return x.view(x.shape[0] // num_frames, num_frames, *x.shape[1:])
+
+
 class TemporalShift(nn.Module):
     """TSM: shift part of the channels by one frame, zero padded.
 
     With ``fold = C // shift_div``, channels ``[0, fold)`` take the next
     frame's value (zero at the last frame), channels ``[fold, 2*fold)`` take
     the previous frame's value (zero at the first frame) and the others pass
-    unchanged. No parameters.
+    unchanged. No parameters. The shift is one autograd function that
+    writes slices into one output tensor (the backward writes the opposite
+    shift), so nothing is kept for the backward pass.
 
     Args:
         num_frames (int): T.
@@ -104,27 +152,103 @@ class TemporalShift(nn.Module):
         self.shift_div = shift_div
 
     def forward(self, x: Tensor) -> Tensor:
-        nt, c = x.shape[:2]
-        n = _frames_per_clip(nt, self.num_frames, 'TemporalShift')
-        fold = c // self.shift_div
-        v = x.view(n, self.num_frames, c, *x.shape[2:])
-        out = torch.cat([
-            shift_frames(v[:, :, :fold], 1),
-            shift_frames(v[:, :, fold:2 * fold], -1), v[:, :, 2 * fold:]
-        ], dim=2)
-        return out.view_as(x)
+        _frames_per_clip(x.shape[0], self.num_frames, 'TemporalShift')
+        return _TemporalShiftFn.apply(x, self.num_frames,
+                                      x.shape[1] // self.shift_div)
 
     def extra_repr(self) -> str:
         return f'num_frames={self.num_frames}, shift_div={self.shift_div}'
+
+
+def _fused_view(out: Tensor, n: int, t: int, interleave: bool) -> Tensor:
+    """The gated channels ``out[:, :C']`` as ``[N, T, 2, ..., H, W]`` in the
+    order GSF computes them: ``[N, T, 2, C'/2, H, W]``, or with the official
+    interleave ``[N, T, 2, 2, C'/4, H, W]`` where output channel
+    ``k C'/2 + 2 j + i`` holds computed channel ``k C'/2 + i C'/4 + j``.
+    A view, so results are written where they belong without a copy."""
+    h, w = out.shape[-2:]
+    if interleave:
+        return out.view(n, t, 2, -1, 2, h, w).transpose(3, 4)
+    return out.view(n, t, 2, -1, h, w)
+
+
+class _GatedFusion(torch.autograd.Function):
+    """Steps 2, 3, 4 (the weighted sum) and 5 of :class:`GateShiftFuse`.
+
+    ``z_k = s (w_k y_k' + (1 - w_k) r_k)`` with ``y_k = g_k x_k``, ``r_k =
+    x_k - y_k``, ``y'`` the frame shift of ``y`` and ``s`` 2 or 1, written
+    with the untouched channels into one output. Only the inputs ``x_g`` (the
+    gate's BN keeps it too), ``g`` and ``w`` (small) are saved; the
+    products and shifts are recomputed in the backward pass, which is
+    written out here rather than left to autograd, which would keep each
+    intermediate.
+
+    Inputs: ``xg`` ``[N*T, C', H, W]`` (contiguous), ``rest`` ``[N*T, C - C',
+    H, W]``, ``gate`` ``[N, T, 2, H, W]``, ``weight`` ``[N, T, 2, C'/2]``.
+    """
+
+    @staticmethod
+    def forward(ctx, xg, rest, gate, weight, scale, interleave,
+                memory_format):
+        nt, cg, h, w = xg.shape
+        n, t = gate.shape[:2]
+        out = torch.empty((nt, cg + rest.shape[1], h, w), dtype=rest.dtype,
+                          device=rest.device, memory_format=memory_format)
+        out[:, cg:].copy_(rest)
+        dst = _fused_view(out[:, :cg], n, t, interleave)
+        lead = dst.shape[:-2]
+        x = xg.view(*lead, h, w)
+        g = gate.to(xg.dtype).view(n, t, 2, *[1] * (len(lead) - 3), h, w)
+        sw = (scale * weight.to(xg.dtype)).reshape(*lead, 1, 1)
+        torch.mul(x, 1 - g, out=dst)  # r
+        dst.mul_(scale - sw)
+        y = x * g
+        dst[:, :-1, 0].addcmul_(y[:, 1:, 0], sw[:, :-1, 0])
+        dst[:, 1:, 1].addcmul_(y[:, :-1, 1], sw[:, 1:, 1])
+        ctx.save_for_backward(xg, gate, weight)
+        ctx.scale, ctx.interleave = scale, interleave
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        xg, gate, weight = ctx.saved_tensors
+        scale = ctx.scale
+        nt, cg, h, w = xg.shape
+        n, t = gate.shape[:2]
+        dz = _fused_view(grad[:, :cg], n, t, ctx.interleave)
+        lead = dz.shape[:-2]
+        x = xg.view(*lead, h, w)
+        g = gate.to(xg.dtype).view(n, t, 2, *[1] * (len(lead) - 3), h, w)
+        sw = (scale * weight.to(xg.dtype)).reshape(*lead, 1, 1)
+        y = x * g
+        r = x - y
+        # dz/dw = s (y' - r); y' is y shifted, r is overwritten in place
+        r.neg_()
+        r[:, :-1, 0] += y[:, 1:, 0]
+        r[:, 1:, 1] += y[:, :-1, 1]
+        grad_w = scale * (dz * r).sum((-2, -1))
+        # dz/dy' = s w, dz/dr = s (1 - w); y' -> y is the opposite shift
+        d = torch.mul(dz, scale - sw).neg_()  # -dL/dr
+        d[:, 1:, 0].addcmul_(dz[:, :-1, 0], sw[:, :-1, 0])
+        d[:, :-1, 1].addcmul_(dz[:, 1:, 1], sw[:, 1:, 1])
+        # now d = dL/dy - dL/dr; dL/dx = dL/dr + g d, dL/dg = sum_c x d
+        grad_x = torch.empty_like(xg)
+        torch.mul(dz, scale - sw, out=grad_x.view(*lead, h, w)).addcmul_(
+            g, d)
+        grad_g = (x * d).sum(tuple(range(3, len(lead))))
+        return (grad_x, grad[:, cg:], grad_g.to(gate.dtype),
+                grad_w.reshape(weight.shape).to(weight.dtype), None, None,
+                None)
 
 
 class GateShiftFuse(nn.Module):
     """Gate-Shift-Fuse on the first ``gsf_ratio`` of the channels.
 
     The algorithm of the official ``gsf.py``, batched over frames. Let
-    ``C'`` be ``int(C * gsf_ratio)`` rounded up to a multiple of 4 (the
-    official code rounds to even; a multiple of 4 keeps its channel interleave
-    defined and is the same for every ResNet width). On ``x`` =
+    ``C'`` be ``int(C * gsf_ratio)`` rounded up to even, as the official
+    code counts (C = 40, ratio 1/4: 10 channels; 64 for every ResNet width
+    of 256); the official interleave needs a multiple of 4 and is refused
+    otherwise. On ``x`` =
     the first ``C'`` channels viewed as ``[N, C', T, H, W]``:
 
     1. ``g = tanh(conv3d(relu(bn(x))))``: a 3x3x3 conv with 2 groups gives one
@@ -191,11 +315,20 @@ class GateShiftFuse(nn.Module):
                  rescale_fusion: bool = True):
         super().__init__()
         check_temporal_args('gsf', num_frames, gsf_ratio, gsf_init=init)
-        gated = int(math.ceil(int(channels * gsf_ratio) / 4)) * 4
-        gated = min(max(gated, 4), channels - channels % 4)
-        if gated < 4:
-            raise ValueError(f'GateShiftFuse needs at least 4 channels, got '
+        # the official count: int(C * ratio), made even (one half per gate)
+        gated = int(channels * gsf_ratio)
+        gated = min(max(gated + gated % 2, 2), channels - channels % 2)
+        if gated < 2:
+            raise ValueError(f'GateShiftFuse needs at least 2 channels, got '
                              f'{channels}.')
+        if channel_interleave and gated % 4:
+            raise ValueError(
+                f'gsf_interleave: the official channel interleave splits '
+                f'each half of the {gated} gated channels (of {channels}) in '
+                f'two, so their count must be a multiple of 4; got '
+                f'gsf_ratio={gsf_ratio}. Set gsf_interleave=False or a '
+                'gsf_ratio whose int(C * gsf_ratio), made even, is a multiple '
+                'of 4 in every block.')
         self.channels = channels
         self.num_frames = num_frames
         self.gsf_channels = gated
@@ -237,47 +370,61 @@ class GateShiftFuse(nn.Module):
         2D kernels. The parameters stay those of the official ``Conv3d``.
         """
         weight, bias = self.gate_conv.weight, self.gate_conv.bias
-        kt = weight.shape[2]
+        kt, t = weight.shape[2], self.num_frames
         # [2, C'/2, kT, 3, 3] -> [2*kT, C'/2, 3, 3], out channel = g*kT + k
         taps = weight.transpose(1, 2).reshape(2 * kt, -1, *weight.shape[3:])
         out = F.conv2d(x, taps, None, padding=self.gate_conv.padding[1:],
                        groups=2)
-        out = out.view(n, self.num_frames, 2, kt, *out.shape[2:])
-        # tap k reads frame t + k - kT//2, zero outside the clip
-        gate = sum(
-            shift_frames(out[:, :, :, k], k - kt // 2) for k in range(kt))
-        return gate + bias.view(1, 1, 2, 1, 1)
+        out = out.view(n, t, 2, kt, *out.shape[2:])
+        # tap k reads frame t + k - kT//2, zero outside the clip: slices of
+        # one sum (the gate is 2 channels, a small tensor)
+        mid = kt // 2
+        gate = out[:, :, :, mid] + bias.view(1, 1, 2, 1, 1)
+        for k in range(kt):
+            step = k - mid
+            if step > 0:
+                gate[:, :t - step] += out[:, step:, :, k]
+            elif step < 0:
+                gate[:, -step:] += out[:, :t + step, :, k]
+        return gate
+
+    def _fusion_weights(self, xg: Tensor, gate: Tensor) -> Tensor:
+        """``w = sigmoid(fuse_conv(...))`` of step 4 as ``[N, T, 2, C'/2]``.
+
+        The spatial averages of ``y_k' = shift(g_k x_k)`` and ``r_k = x_k -
+        g_k x_k`` are those of ``g_k x_k`` (one batched matmul, no
+        activation-sized product) and of ``x_k``: averaging commutes with
+        the frame shift.
+        """
+        n, t = gate.shape[:2]
+        h, w = xg.shape[-2:]
+        x5 = xg.view(n, t, 2, -1, h, w)
+        gx = torch.einsum('ntkhw,ntkchw->ntkc', gate, x5) / (h * w)
+        shifted = torch.stack([F.pad(gx[:, 1:, 0], (0, 0, 0, 1)),
+                               F.pad(gx[:, :-1, 1], (0, 0, 1, 0))], dim=2)
+        stats = torch.stack([shifted, x5.mean((-2, -1)) - gx], dim=3)
+        # N, T, 2 halves, (y', r), C'/2 -> N, 4 = 2*half + (y', r), C'/2, T
+        stats = stats.permute(0, 2, 3, 4, 1).reshape(n, 4, -1, t)
+        return torch.sigmoid(self.fuse_conv(stats)).permute(0, 3, 1, 2)
 
     def forward(self, x: Tensor) -> Tensor:
         nt, c, h, w = x.shape
-        t = self.num_frames
-        n = _frames_per_clip(nt, t, 'GateShiftFuse')
+        n = _frames_per_clip(nt, self.num_frames, 'GateShiftFuse')
         cg = self.gsf_channels
-        # split, not two slices: its backward is one cat, not two
-        # full-size zero-filled gradients
+        # split: its backward is one cat of the two gradients. The gated
+        # part is copied once (the gate's BN and the fusion's backward keep
+        # this copy), so the conv output itself need not be kept.
         xg, rest = x.split([cg, c - cg], dim=1)
-
+        xg = xg.contiguous()
         gate = torch.tanh(self._gate_logits(F.relu(self.bn(xg)), n))
-        v = xg.reshape(n, t, 2, cg // 2, h, w)
-        y = gate.unsqueeze(3) * v
-        r = v - y
-        y = torch.stack([shift_frames(y[:, :, 0], 1),
-                         shift_frames(y[:, :, 1], -1)], dim=2)
-
-        # fusion weights from the (channel, time) plane of spatial averages
-        stats = torch.stack([y.mean((-2, -1)), r.mean((-2, -1))], dim=3)
-        stats = stats.permute(0, 2, 3, 4, 1).reshape(n, 4, cg // 2, t)
-        weight = torch.sigmoid(self.fuse_conv(stats))  # N, 2, C'/2, T
-        weight = weight.permute(0, 3, 1, 2)[..., None, None]
-        total = 1.
-        if self.rescale_fusion:  # on the small weights, not on y and r
-            weight, total = 2 * weight, 2.
-        z = weight * y + (total - weight) * r  # N, T, 2, C'/2, H, W
-
-        if self.channel_interleave:
-            z = z.view(n, t, 2, 2, cg // 4, h, w).transpose(3, 4)
-        z = z.reshape(nt, cg, h, w)
-        return torch.cat([z, rest], dim=1)
+        weight = self._fusion_weights(xg, gate)
+        # the output keeps the input's layout (channels_last or not)
+        fmt = (torch.channels_last if x.dim() == 4 and not x.is_contiguous()
+               and x.is_contiguous(memory_format=torch.channels_last) else
+               torch.contiguous_format)
+        return _GatedFusion.apply(xg, rest, gate, weight,
+                                  2. if self.rescale_fusion else 1.,
+                                  self.channel_interleave, fmt)
 
     def extra_repr(self) -> str:
         return (f'channels={self.channels}, gsf_channels={self.gsf_channels},'
