@@ -69,22 +69,6 @@ def _frames_per_clip(batch: int, num_frames: int, where: str) -> int:
     return batch // num_frames
 
 
-def shift_frames(x: Tensor, offset: int) -> Tensor:
-    """Shift along dim 1 (time) with zero padding: ``out[:, t] = x[:, t+o]``.
-
-    Args:
-        x (Tensor): ``[N, T, ...]``.
-        offset (int): +1 reads the next frame (a shift back in time), -1 the
-            previous frame.
-    """
-    if offset == 0:
-        return x
-    zeros = x.new_zeros((x.shape[0], abs(offset)) + x.shape[2:])
-    if offset > 0:
-        return torch.cat([x[:, offset:], zeros], dim=1)
-    return torch.cat([zeros, x[:, :offset]], dim=1)
-
-
 def _shift_channels(dst: Tensor, src: Tensor, fold: int,
                     sign: int) -> Tensor:
     """Write TSM's shift of ``src`` into ``dst`` (both ``[N, T, C, ...]``).
