@@ -196,3 +196,27 @@ def test_fused_tsm_equals_the_concatenating_tsm():
     one = TemporalShift(1, 4)(torch.ones(2, 8, 1, 1))
     assert one[:, :4].abs().sum() == 0 and torch.equal(
         one[:, 4:], torch.ones(2, 4, 1, 1))
+
+
+@pytest.mark.parametrize('stride, bias', [(1, False), (2, True)])
+def test_shift_then_conv_is_one_function_that_keeps_only_its_input(
+        stride, bias):
+    from mmdas.models.temporal import TemporalConv2d
+    from test_video_memory import _saved_bytes
+    torch.manual_seed(0)
+    t = 2
+    conv = torch.nn.Conv2d(16, 8, 3, stride=stride, padding=1, bias=bias)
+    fused = TemporalConv2d(conv, TemporalShift(t, 4), 'before')
+    x = torch.randn(2 * t, 16, 6, 6)
+    out, gx, grads = _forward_backward(fused, fused, x)
+    ref, ref_gx, ref_grads = _forward_backward(
+        lambda v: conv(_old_tsm(v, t, 4)), conv, x)
+    assert torch.allclose(out, ref, atol=1e-5)
+    assert torch.allclose(gx, ref_gx, atol=1e-4)
+    for name, grad in ref_grads.items():
+        assert torch.allclose(grads[name], grad, atol=1e-4), name
+    # the shifted copy is not kept: only x (the block keeps it anyway) and
+    # the weight
+    xr = x.clone().requires_grad_()
+    _, kept = _saved_bytes(lambda: fused(xr))
+    assert kept <= xr.numel() * 4 + conv.weight.numel() * 4

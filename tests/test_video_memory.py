@@ -5,7 +5,8 @@ import torch
 
 import mmdas  # noqa: F401
 from mmdas.models.backbones import GSFResNetV1c
-from mmdas.models.temporal import GateShiftFuse, TemporalShift
+from mmdas.models.temporal import (GateShiftFuse, TemporalConv2d,
+                                   TemporalShift)
 
 D8 = dict(dilations=(1, 1, 2, 4), strides=(1, 2, 1, 1),
           contract_dilation=True)
@@ -90,8 +91,9 @@ def test_bf16_autocast_keeps_the_gating_finite_and_close(module):
     x = torch.randn(2, 6, 32, 32)
     ref = net(x)[-1]
     gates = []
-    for m in net.temporal_modules():
-        m.register_forward_hook(lambda mod, args, out: gates.append(out))
+    for m in net.modules():  # the convs that run GSF or TSM
+        if isinstance(m, TemporalConv2d):
+            m.register_forward_hook(lambda mod, args, out: gates.append(out))
     with torch.autocast('cpu', dtype=torch.bfloat16):
         outs = net(x)
     assert outs[-1].dtype == torch.bfloat16

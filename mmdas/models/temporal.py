@@ -13,6 +13,11 @@
   ResNet checkpoint loads without any key remapping and the temporal
   parameters appear as extra keys ``<conv>.temporal.*``.
 
+GSF and TSM each run as one autograd function that writes its result into
+one output and recomputes its cheap products and shifts in the backward
+pass, so they keep little for backward (``tests/test_temporal_fused.py``
+checks them against plain autograd implementations).
+
 Every module works on the whole batch at once (no per-frame loops). Frame
 ``t`` of image ``n`` is batch index ``n*T + t`` (see :mod:`mmdas.video`).
 """
@@ -113,6 +118,54 @@ class _TemporalShiftFn(torch.autograd.Function):
 def _clip_view(x: Tensor, num_frames: int) -> Tensor:
     """``[N*T, ...]`` -> ``[N, T, ...]`` as a view (never a copy)."""
     return x.view(x.shape[0] // num_frames, num_frames, *x.shape[1:])
+
+
+class _ShiftConv2dFn(torch.autograd.Function):
+    """``conv(tsm_shift(x))`` that keeps ``x``, not the shifted copy.
+
+    In a ResNet block ``x`` is kept anyway (it is the identity path), so the
+    shift costs no memory: the backward pass shifts ``x`` again for the
+    weight gradient and shifts the input gradient back.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, num_frames, fold, stride, padding,
+                dilation, groups):
+        shifted = _shift_channels(
+            _clip_view(torch.empty_like(x), num_frames),
+            _clip_view(x, num_frames), fold, 1).flatten(0, 1)
+        out = F.conv2d(shifted, weight, bias, stride, padding, dilation,
+                       groups)  # under autocast: in its dtype
+        ctx.save_for_backward(x, weight)
+        ctx.args = (num_frames, fold, stride, padding, dilation, groups)
+        ctx.has_bias = bias is not None
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight = ctx.saved_tensors
+        num_frames, fold, stride, padding, dilation, groups = ctx.args
+        # the conv ran in grad's dtype (autocast casts x and the weight)
+        shifted = _shift_channels(
+            _clip_view(torch.empty_like(x, dtype=grad.dtype), num_frames),
+            _clip_view(x.to(grad.dtype), num_frames), fold,
+            1).flatten(0, 1)
+        need = ctx.needs_input_grad
+        gx, gw, gb = torch.ops.aten.convolution_backward(
+            grad, shifted, weight.to(grad.dtype),
+            [weight.shape[0]] if ctx.has_bias else None, stride, padding,
+            dilation, False, [0, 0], groups,
+            [need[0], need[1], ctx.has_bias and need[2]])
+        if gx is not None:
+            gx = _shift_channels(
+                _clip_view(torch.empty_like(gx), num_frames),
+                _clip_view(gx, num_frames), fold, -1).flatten(0, 1)
+            gx = gx.to(x.dtype)
+        if gw is not None:
+            gw = gw.to(weight.dtype)
+        if gb is not None:
+            gb = gb.to(weight.dtype)
+        return gx, gw, gb, None, None, None, None, None, None
 
 
 class TemporalShift(nn.Module):
@@ -421,7 +474,10 @@ class TemporalConv2d(nn.Conv2d):
     """A conv that applies a temporal module before or after itself.
 
     It shares the wrapped conv's ``weight``/``bias`` under the same state-dict
-    names; the temporal module's state lives under ``temporal.``.
+    names; the temporal module's state lives under ``temporal.``. A TSM shift
+    before the conv runs as one function with it that keeps the unshifted
+    input (which the block keeps for its identity path anyway) instead of a
+    shifted copy, so TSM costs no activation memory.
 
     Args:
         conv (nn.Conv2d): The conv to wrap (a plain ``nn.Conv2d``).
@@ -459,6 +515,16 @@ class TemporalConv2d(nn.Conv2d):
             self.temporal.reset_parameters()
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.position == 'before' and type(
+                self.temporal) is TemporalShift and \
+                self.padding_mode == 'zeros':
+            tsm = self.temporal
+            _frames_per_clip(x.shape[0], tsm.num_frames, 'TemporalShift')
+            return _ShiftConv2dFn.apply(x, self.weight, self.bias,
+                                        tsm.num_frames,
+                                        x.shape[1] // tsm.shift_div,
+                                        self.stride, self.padding,
+                                        self.dilation, self.groups)
         if self.position == 'before':
             return super().forward(self.temporal(x))
         return self.temporal(super().forward(x))
