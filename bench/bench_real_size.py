@@ -100,8 +100,10 @@ def _config(name, root, crop, images, with_cp, amp):
         if step.get('type') == 'RandomResize':
             f = crop[0] / shipped_crop[0]
             scale = tuple(int(round(s * f)) for s in step['scale'])
+    cudnn = cfg.get('env_cfg', {}).get('cudnn_benchmark', False)
     shrink_config(cfg, root, crop=crop, scale=scale or crop, iters=2,
                   batch_size=images)
+    cfg.env_cfg.cudnn_benchmark = cudnn  # as shipped (a GPU's algorithms)
     cfg.model.backbone.with_cp = with_cp
     if amp:  # what tools/train.py --amp does
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
@@ -282,13 +284,16 @@ def main():
                 continue
         results.append(r)
         print(json.dumps(r), flush=True)
-    text = head + '\n\n' + table(results, args.real)
-    print('\n' + text)
-    if args.out:
-        with open(args.out, 'w') as f:
-            f.write(text + '\n')
-        with open(osp.splitext(args.out)[0] + '.json', 'w') as f:
-            json.dump(results, f, indent=1)
+        if args.out:  # after every measurement: a time limit keeps them
+            _write(args.out, head, results, args.real)
+    print('\n' + head + '\n\n' + table(results, args.real))
+
+
+def _write(path, head, results, real):
+    with open(path, 'w') as f:
+        f.write(head + '\n\n' + table(results, real) + '\n')
+    with open(osp.splitext(path)[0] + '.json', 'w') as f:
+        json.dump(results, f, indent=1)
 
 
 if __name__ == '__main__':

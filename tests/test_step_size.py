@@ -65,3 +65,18 @@ def test_train_tool_refuses_amp_on_a_cpu_before_building(tmp_path):
     assert proc.returncode != 0
     assert "optim_wrapper.type='AmpOptimWrapper'" in proc.stdout
     assert 'AssertionError' not in proc.stdout
+
+
+def test_real_size_fit_extrapolates_the_line():
+    sys.path.insert(0, osp.join(osp.dirname(CONFIG_DIR), 'bench'))
+    import bench_real_size as bench
+    a, b, res = bench.fit_line([(1., 3.), (2., 5.), (4., 9.)])
+    assert (a, b) == pytest.approx((1., 2.)) and res == pytest.approx(0.)
+    runs = [dict(config='das_deeplabv3plus_voc12aug', crop=[h, h], images=1,
+                 frames=8, with_cp=False, amp=False, pixels=h * h,
+                 step_s=h * h * 1e-4, peak_gib=0.5 + h * h * 1e-4)
+            for h in (96, 128)]
+    text = bench.table(runs, real=False)
+    # 4 images of 512x512 as shipped: 0.5 + 4 * 512^2 * 1e-4 GiB
+    assert f'| {0.5 + 4 * 512**2 * 1e-4:.1f} |' in text
+    assert '512x512 x 4' in text

@@ -1,5 +1,7 @@
 """The memory switches with the video backbones: ``with_cp`` (the same loss
 and gradients, less kept for backward), bf16 autocast, ``torch.compile``."""
+import re
+
 import pytest
 import torch
 
@@ -136,3 +138,26 @@ def test_torch_compile_of_gsf_and_tsm_matches_eager():
 @pytest.mark.slow  # about 2 minutes of tracing on a CPU
 def test_torch_compile_of_a_video_backbone_matches_eager():
     _compiled_matches_eager(_net('gsf'), torch.randn(2, 6, 32, 32))
+
+
+@pytest.mark.slow  # dynamo traces train_step: minutes on a CPU
+def test_cfg_compile_trains_a_das_model(tiny_seg_root, tmp_path):
+    """``cfg.compile`` (mmengine compiles ``model.train_step``) on a DAS
+    segmentor: it trains, through tools/train.py. aot_eager: the graph
+    capture and AOTAutograd, without inductor's C++ build."""
+    import math
+    import sys
+
+    from conftest import run_tool, seg_options, train_iters
+    log = run_tool([
+        sys.executable, 'tools/train.py',
+        'configs/das_deeplabv3plus_r18_embedded.py', '--work-dir',
+        str(tmp_path), '--cfg-options', *seg_options(tiny_seg_root, 2),
+        'compile.backend=aot_eager'
+    ], timeout=1500).stdout
+    assert 'Model has been "compiled"' in log
+    assert train_iters(log)[-1] == (2, 2)
+    losses = [float(v) for v in re.findall(r'Iter\(train\).*? loss: (\S+)',
+                                           log)]
+    assert len(losses) == 2 and all(math.isfinite(v) for v in losses)
+    assert 'DAS training: 2 images x 4 frames = 8 frames per GPU step' in log
