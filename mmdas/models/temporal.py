@@ -209,73 +209,124 @@ def _fused_view(out: Tensor, n: int, t: int, interleave: bool) -> Tensor:
     return out.view(n, t, 2, -1, h, w)
 
 
+def _fusion_stats(x: Tensor, gate: Tensor) -> tuple:
+    """Step 4's input: ``[N, 4, C'/2, T]``, channel ``2k + j`` the spatial
+    means of ``y_k'`` (j = 0) and of ``r_k`` (j = 1); and the means of
+    ``g_k x_k`` and of ``x_k`` (``[N, T, 2, C'/2]``) it is made of.
+
+    Averaging commutes with the frame shift, so the means of ``y'`` and
+    ``r`` come from one batched matmul of the gate with ``x`` and the mean
+    of ``x``, without an activation-sized product.
+    """
+    n, t = gate.shape[:2]
+    h, w = x.shape[-2:]
+    gx = torch.einsum('ntkhw,ntkchw->ntkc', gate, x) / (h * w)
+    mx = x.mean((-2, -1))
+    shifted = torch.stack([F.pad(gx[:, 1:, 0], (0, 0, 0, 1)),
+                           F.pad(gx[:, :-1, 1], (0, 0, 1, 0))], dim=2)
+    stats = torch.stack([shifted, mx - gx], dim=3)  # N, T, 2, 2, C'/2
+    return stats.permute(0, 2, 3, 4, 1).reshape(n, 4, -1, t), gx, mx
+
+
 class _GatedFusion(torch.autograd.Function):
-    """Steps 2, 3, 4 (the weighted sum) and 5 of :class:`GateShiftFuse`.
+    """Steps 2 to 5 of :class:`GateShiftFuse`, as one function.
 
-    ``z_k = s (w_k y_k' + (1 - w_k) r_k)`` with ``y_k = g_k x_k``, ``r_k =
-    x_k - y_k``, ``y'`` the frame shift of ``y`` and ``s`` 2 or 1, written
-    with the untouched channels into one output. Only the inputs ``x_g`` (the
-    gate's BN keeps it too), ``g`` and ``w`` (small) are saved; the
-    products and shifts are recomputed in the backward pass, which is
-    written out here rather than left to autograd, which would keep each
-    intermediate.
+    ``w = sigmoid(fuse_conv(stats))`` and ``z_k = s (w_k y_k' + (1 - w_k)
+    r_k)`` with ``y_k = g_k x_k``, ``r_k = x_k - y_k``, ``y'`` the frame
+    shift of ``y`` and ``s`` 2 or 1, written with the untouched channels
+    into one output. Only ``x_g`` (the gate's BN keeps it too), the gate,
+    the statistics and ``w`` (small) are saved; the products and shifts are
+    recomputed in the backward pass, which is written out here (autograd
+    would keep every intermediate and sum four activation-sized gradients
+    into ``x_g``).
 
-    Inputs: ``xg`` ``[N*T, C', H, W]`` (contiguous), ``rest`` ``[N*T, C - C',
-    H, W]``, ``gate`` ``[N, T, 2, H, W]``, ``weight`` ``[N, T, 2, C'/2]``.
+    Inputs: ``xg`` ``[N*T, C', H, W]``, ``rest`` ``[N*T, C - C', H, W]``,
+    ``gate`` ``[N, T, 2, H, W]``, the grouped 2->1 fusion conv's ``weight``
+    ``[2, 2, 3, 3]`` and ``bias``.
     """
 
     @staticmethod
-    def forward(ctx, xg, rest, gate, weight, scale, interleave,
-                memory_format):
+    def forward(ctx, xg, rest, gate, fuse_weight, fuse_bias, scale,
+                interleave, memory_format):
         nt, cg, h, w = xg.shape
         n, t = gate.shape[:2]
+        ctx.gate_dtype = gate.dtype  # (autocast: the gate may be float32)
+        gate = gate.to(xg.dtype)
+        stats, _, _ = _fusion_stats(xg.view(n, t, 2, -1, h, w), gate)
+        weight = torch.sigmoid(
+            F.conv2d(stats, fuse_weight.to(stats.dtype),
+                     fuse_bias.to(stats.dtype), padding=1, groups=2))
         out = torch.empty((nt, cg + rest.shape[1], h, w), dtype=rest.dtype,
                           device=rest.device, memory_format=memory_format)
         out[:, cg:].copy_(rest)
         dst = _fused_view(out[:, :cg], n, t, interleave)
         lead = dst.shape[:-2]
         x = xg.view(*lead, h, w)
-        g = gate.to(xg.dtype).view(n, t, 2, *[1] * (len(lead) - 3), h, w)
-        sw = (scale * weight.to(xg.dtype)).reshape(*lead, 1, 1)
+        g = gate.view(n, t, 2, *[1] * (len(lead) - 3), h, w)
+        # N, 2, C'/2, T -> N, T, 2, C'/2 in the computed channel order
+        sw = (scale * weight).permute(0, 3, 1, 2).reshape(*lead, 1, 1)
         torch.mul(x, 1 - g, out=dst)  # r
         dst.mul_(scale - sw)
         y = x * g
         dst[:, :-1, 0].addcmul_(y[:, 1:, 0], sw[:, :-1, 0])
         dst[:, 1:, 1].addcmul_(y[:, :-1, 1], sw[:, 1:, 1])
-        ctx.save_for_backward(xg, gate, weight)
+        ctx.save_for_backward(xg, gate, stats, weight, fuse_weight)
         ctx.scale, ctx.interleave = scale, interleave
+        ctx.has_bias = fuse_bias is not None
         return out
 
     @staticmethod
     def backward(ctx, grad):
-        xg, gate, weight = ctx.saved_tensors
+        xg, gate, stats, weight, fuse_weight = ctx.saved_tensors
         scale = ctx.scale
         nt, cg, h, w = xg.shape
         n, t = gate.shape[:2]
         dz = _fused_view(grad[:, :cg], n, t, ctx.interleave)
         lead = dz.shape[:-2]
         x = xg.view(*lead, h, w)
-        g = gate.to(xg.dtype).view(n, t, 2, *[1] * (len(lead) - 3), h, w)
-        sw = (scale * weight.to(xg.dtype)).reshape(*lead, 1, 1)
+        g = gate.view(n, t, 2, *[1] * (len(lead) - 3), h, w)
+        sw = (scale * weight).permute(0, 3, 1, 2).reshape(*lead, 1, 1)
         y = x * g
         r = x - y
         # dz/dw = s (y' - r); y' is y shifted, r is overwritten in place
         r.neg_()
         r[:, :-1, 0] += y[:, 1:, 0]
         r[:, 1:, 1] += y[:, :-1, 1]
-        grad_w = scale * (dz * r).sum((-2, -1))
+        grad_w = scale * (dz * r).sum((-2, -1))  # lead
+        # through the sigmoid and the fusion conv to the statistics
+        grad_w = grad_w.reshape(n, t, 2, -1).permute(0, 2, 3, 1)
+        grad_logits = (grad_w * weight * (1 - weight)).contiguous()
+        need = ctx.needs_input_grad
+        d_stats, d_fw, d_fb = torch.ops.aten.convolution_backward(
+            grad_logits, stats, fuse_weight.to(stats.dtype),
+            [2] if ctx.has_bias else None, [1, 1], [1, 1], [1, 1], False,
+            [0, 0], 2, [True, need[3], ctx.has_bias and need[4]])
+        d_stats = d_stats.view(n, 2, 2, -1, t).permute(0, 4, 1, 2, 3)
+        d_shifted, d_r = d_stats[..., 0, :], d_stats[..., 1, :]  # N,T,2,C
+        # stats = [shift(gx), mx - gx]: back to the means gx and mx
+        d_gx = -d_r
+        d_gx[:, 1:, 0] += d_shifted[:, :-1, 0]
+        d_gx[:, :-1, 1] += d_shifted[:, 1:, 1]
+        hw = h * w
+        d_gx = (d_gx / hw).reshape(*lead, 1, 1)
+        d_mx = (d_r / hw).reshape(*lead, 1, 1)
         # dz/dy' = s w, dz/dr = s (1 - w); y' -> y is the opposite shift
         d = torch.mul(dz, scale - sw).neg_()  # -dL/dr
         d[:, 1:, 0].addcmul_(dz[:, :-1, 0], sw[:, :-1, 0])
         d[:, :-1, 1].addcmul_(dz[:, 1:, 1], sw[:, 1:, 1])
-        # now d = dL/dy - dL/dr; dL/dx = dL/dr + g d, dL/dg = sum_c x d
+        # d = dL/dy - dL/dr, plus what the mean of g x adds to dL/dy
+        d += d_gx
+        # dL/dx = dL/dr + g d (+ the mean of x); dL/dg = sum_c x d
         grad_x = torch.empty_like(xg)
-        torch.mul(dz, scale - sw, out=grad_x.view(*lead, h, w)).addcmul_(
-            g, d)
+        gxv = torch.mul(dz, scale - sw, out=grad_x.view(*lead, h, w))
+        gxv.add_(d_mx).addcmul_(g, d)
         grad_g = (x * d).sum(tuple(range(3, len(lead))))
-        return (grad_x, grad[:, cg:], grad_g.to(gate.dtype),
-                grad_w.reshape(weight.shape).to(weight.dtype), None, None,
-                None)
+        if d_fw is not None:
+            d_fw = d_fw.to(fuse_weight.dtype)
+        if d_fb is not None:
+            d_fb = d_fb.to(fuse_weight.dtype)
+        return (grad_x, grad[:, cg:], grad_g.to(ctx.gate_dtype), d_fw, d_fb,
+                None, None, None)
 
 
 class GateShiftFuse(nn.Module):
@@ -425,25 +476,6 @@ class GateShiftFuse(nn.Module):
                 gate[:, -step:] += out[:, :t + step, :, k]
         return gate
 
-    def _fusion_weights(self, xg: Tensor, gate: Tensor) -> Tensor:
-        """``w = sigmoid(fuse_conv(...))`` of step 4 as ``[N, T, 2, C'/2]``.
-
-        The spatial averages of ``y_k' = shift(g_k x_k)`` and ``r_k = x_k -
-        g_k x_k`` are those of ``g_k x_k`` (one batched matmul, no
-        activation-sized product) and of ``x_k``: averaging commutes with
-        the frame shift.
-        """
-        n, t = gate.shape[:2]
-        h, w = xg.shape[-2:]
-        x5 = xg.view(n, t, 2, -1, h, w)
-        gx = torch.einsum('ntkhw,ntkchw->ntkc', gate, x5) / (h * w)
-        shifted = torch.stack([F.pad(gx[:, 1:, 0], (0, 0, 0, 1)),
-                               F.pad(gx[:, :-1, 1], (0, 0, 1, 0))], dim=2)
-        stats = torch.stack([shifted, x5.mean((-2, -1)) - gx], dim=3)
-        # N, T, 2 halves, (y', r), C'/2 -> N, 4 = 2*half + (y', r), C'/2, T
-        stats = stats.permute(0, 2, 3, 4, 1).reshape(n, 4, -1, t)
-        return torch.sigmoid(self.fuse_conv(stats)).permute(0, 3, 1, 2)
-
     def forward(self, x: Tensor) -> Tensor:
         nt, c, h, w = x.shape
         n = _frames_per_clip(nt, self.num_frames, 'GateShiftFuse')
@@ -452,14 +484,14 @@ class GateShiftFuse(nn.Module):
         # part is copied once (the gate's BN and the fusion's backward keep
         # this copy), so the conv output itself need not be kept.
         xg, rest = x.split([cg, c - cg], dim=1)
-        xg = xg.contiguous()
+        xg = xg.contiguous(memory_format=torch.channels_last)
         gate = torch.tanh(self._gate_logits(F.relu(self.bn(xg)), n))
-        weight = self._fusion_weights(xg, gate)
         # the output keeps the input's layout (channels_last or not)
         fmt = (torch.channels_last if x.dim() == 4 and not x.is_contiguous()
                and x.is_contiguous(memory_format=torch.channels_last) else
                torch.contiguous_format)
-        return _GatedFusion.apply(xg, rest, gate, weight,
+        return _GatedFusion.apply(xg, rest, gate, self.fuse_conv.weight,
+                                  self.fuse_conv.bias,
                                   2. if self.rescale_fusion else 1.,
                                   self.channel_interleave, fmt)
 
