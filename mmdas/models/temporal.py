@@ -220,7 +220,8 @@ def _fusion_stats(x: Tensor, gate: Tensor) -> tuple:
     """
     n, t = gate.shape[:2]
     h, w = x.shape[-2:]
-    gx = torch.einsum('ntkhw,ntkchw->ntkc', gate, x) / (h * w)
+    # the gate scaled first: a float16 sum over H*W could overflow
+    gx = torch.einsum('ntkhw,ntkchw->ntkc', gate / (h * w), x)
     mx = x.mean((-2, -1))
     shifted = torch.stack([F.pad(gx[:, 1:, 0], (0, 0, 0, 1)),
                            F.pad(gx[:, :-1, 1], (0, 0, 1, 0))], dim=2)
