@@ -47,6 +47,7 @@ from concurrent.futures import ProcessPoolExecutor
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, osp.join(ROOT, 'tests'))  # the fixtures' generators
+sys.path.insert(0, osp.join(ROOT, 'bench'))
 
 #: config -> (fixture, the shipped crop (h, w), images per GPU as shipped)
 PAPER_CONFIGS = {
@@ -111,19 +112,12 @@ def _config(name, root, crop, images, with_cp, amp):
     return cfg
 
 
-def _status_bytes(field):
-    with open('/proc/self/status') as f:
-        for line in f:
-            if line.startswith(field + ':'):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError(f'no {field} in /proc/self/status (Linux only)')
-
-
 def measure(name, crop, images, with_cp, amp, device, steps, threads):
     """Child process: one config at one size; returns a result dict."""
     import torch
     torch.set_num_threads(threads)
     import mmdas  # noqa: F401
+    from bench_video_cost import _status_bytes
     from mmengine.runner import Runner
     from mmengine.logging import MMLogger
     with tempfile.TemporaryDirectory() as tmp:
