@@ -1,6 +1,8 @@
 """The memory switches with the video backbones: ``with_cp`` (the same loss
 and gradients, less kept for backward), bf16 autocast, ``torch.compile``."""
+import os.path as osp
 import re
+import sys
 
 import pytest
 import torch
@@ -10,6 +12,7 @@ from mmdas.models.backbones import GSFResNetV1c
 from mmdas.models.temporal import (GateShiftFuse, TemporalConv2d,
                                    TemporalShift)
 
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 D8 = dict(dilations=(1, 1, 2, 4), strides=(1, 2, 1, 1),
           contract_dilation=True)
 
@@ -23,19 +26,9 @@ def _net(module, seed=0, **kwargs):
 
 
 def _saved_bytes(fn):
-    """Bytes of the distinct tensors autograd keeps for the backward pass
-    while ``fn`` runs (what the start of backward holds besides the
-    weights); returns ``(fn(), bytes)``."""
-    kept = {}
-
-    def pack(t):
-        storage = t.untyped_storage()  # views share their base's storage
-        kept[storage.data_ptr()] = storage.nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        out = fn()
-    return out, sum(kept.values())
+    sys.path.insert(0, osp.join(REPO, 'bench'))
+    from bench_kept_memory import kept_for_backward
+    return kept_for_backward(fn)
 
 
 def _loss(outs):
@@ -146,7 +139,6 @@ def test_cfg_compile_trains_a_das_model(tiny_seg_root, tmp_path):
     segmentor: it trains, through tools/train.py. aot_eager: the graph
     capture and AOTAutograd, without inductor's C++ build."""
     import math
-    import sys
 
     from conftest import run_tool, seg_options, train_iters
     log = run_tool([
