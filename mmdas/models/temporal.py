@@ -293,7 +293,9 @@ class _GatedFusion(torch.autograd.Function):
         r.neg_()
         r[:, :-1, 0] += y[:, 1:, 0]
         r[:, 1:, 1] += y[:, :-1, 1]
+        del y  # (activation-sized temporaries: free each when done)
         grad_w = scale * (dz * r).sum((-2, -1))  # lead
+        del r
         # through the sigmoid and the fusion conv to the statistics
         grad_w = grad_w.reshape(n, t, 2, -1).permute(0, 2, 3, 1)
         grad_logits = (grad_w * weight * (1 - weight)).contiguous()
