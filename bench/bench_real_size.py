@@ -26,10 +26,15 @@ fit is printed.
 
 Examples::
 
-    # CPU: reduced crops, 1 image per step, DAS against its 2D twin
+    # CPU: reduced crops, 1 image (x 8 frames) per step, with and without
+    # with_cp; the 2D twin needs 2 images (its ASPP image-pool BN cannot
+    # train on one value per channel)
     OMP_NUM_THREADS=2 PYTHONPATH=. python bench/bench_real_size.py \\
-        --configs das_deeplabv3plus_cityscapes plain_deeplabv3plus_cityscapes \\
+        --configs das_deeplabv3plus_cityscapes \\
         --crops 64x128 96x192 128x256 --images 1 --with-cp both
+    OMP_NUM_THREADS=2 PYTHONPATH=. python bench/bench_real_size.py \\
+        --configs plain_deeplabv3plus_cityscapes \\
+        --crops 64x128 96x192 128x256 --images 2
     # GPU: the real crops and images per GPU, with and without AMP
     PYTHONPATH=. python bench/bench_real_size.py --device cuda --real \\
         --with-cp both --amp both
