@@ -215,8 +215,8 @@ def test_shift_then_conv_is_one_function_that_keeps_only_its_input(
     assert torch.allclose(gx, ref_gx, atol=1e-4)
     for name, grad in ref_grads.items():
         assert torch.allclose(grads[name], grad, atol=1e-4), name
-    # the shifted copy is not kept: only x (the block keeps it anyway) and
-    # the weight
+    # the shifted copy is not kept: only x, which a block keeps anyway for
+    # its identity path (here x * x keeps it), and the weight
     xr = x.clone().requires_grad_()
-    _, kept = _saved_bytes(lambda: fused(xr))
+    _, kept = _saved_bytes(lambda: (fused(xr), xr * xr))
     assert kept <= xr.numel() * 4 + conv.weight.numel() * 4
