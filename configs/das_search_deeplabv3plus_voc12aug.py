@@ -1,5 +1,8 @@
 # The DAS search for das_deeplabv3plus_voc12aug.py (docs/das_search.md); see
 # _base_/das_search.py.
+# GPU memory: expected about what das_deeplabv3plus_voc12aug.py needs (same images,
+# crop and T per GPU; the weight and alpha steps run one after the
+# other; not measured): see that config's header for 80/40/24 GB.
 _base_ = ['./das_deeplabv3plus_voc12aug.py', './_base_/das_search.py']
 
 model = dict(

@@ -19,6 +19,7 @@ from mmengine.runner import Runner  # noqa: E402
 
 from mmdas.utils import check_config_types, prepare_cfg_for_launch  # noqa
 from mmdas.utils import use_checkpoint_hooks  # noqa: E402
+from mmdas.utils.step_size import check_amp_device, das_step_summary  # noqa
 from mmdas.utils import report_lost_ranks  # noqa: E402
 from mmdas.utils.launch import (MissingDataError,  # noqa: E402
                                 ensure_data_folders)
@@ -98,6 +99,7 @@ def main():
                 f'`OptimWrapper` but got {optim_wrapper}.')
             cfg.optim_wrapper.type = 'AmpOptimWrapper'
             cfg.optim_wrapper.loss_scale = 'dynamic'
+    check_amp_device(cfg)
 
     if args.resume == 'auto':
         cfg.resume = True
@@ -110,6 +112,8 @@ def main():
         runner = Runner.from_cfg(cfg)
     else:
         runner = RUNNERS.build(cfg)
+    if das_step_summary(cfg):  # what a DAS step asks of each GPU
+        print_log(das_step_summary(cfg), logger='current')
     try:
         with report_lost_ranks(cfg):  # a lost rank ends the run, named
             runner.train()

@@ -13,6 +13,11 @@
   ResNet checkpoint loads without any key remapping and the temporal
   parameters appear as extra keys ``<conv>.temporal.*``.
 
+GSF and TSM each run as one autograd function that writes its result into
+one output and recomputes its cheap products and shifts in the backward
+pass, so they keep little for backward (``tests/test_temporal_fused.py``
+checks them against plain autograd implementations).
+
 Every module works on the whole batch at once (no per-frame loops). Frame
 ``t`` of image ``n`` is batch index ``n*T + t`` (see :mod:`mmdas.video`).
 """
@@ -69,20 +74,98 @@ def _frames_per_clip(batch: int, num_frames: int, where: str) -> int:
     return batch // num_frames
 
 
-def shift_frames(x: Tensor, offset: int) -> Tensor:
-    """Shift along dim 1 (time) with zero padding: ``out[:, t] = x[:, t+o]``.
+def _shift_channels(dst: Tensor, src: Tensor, fold: int,
+                    sign: int) -> Tensor:
+    """Write TSM's shift of ``src`` into ``dst`` (both ``[N, T, C, ...]``).
 
-    Args:
-        x (Tensor): ``[N, T, ...]``.
-        offset (int): +1 reads the next frame (a shift back in time), -1 the
-            previous frame.
+    ``sign=1`` is the forward shift: channels ``[0, fold)`` read the next
+    frame, ``[fold, 2*fold)`` the previous one, zero where that frame does
+    not exist. ``sign=-1`` is its transpose (the backward pass): the same
+    channels move the other way. Slices into one output, no concatenation.
     """
-    if offset == 0:
-        return x
-    zeros = x.new_zeros((x.shape[0], abs(offset)) + x.shape[2:])
-    if offset > 0:
-        return torch.cat([x[:, offset:], zeros], dim=1)
-    return torch.cat([zeros, x[:, :offset]], dim=1)
+    one, two = slice(0, fold), slice(fold, 2 * fold)
+    for part, step in ((one, sign), (two, -sign)):
+        d, s = dst[:, :, part], src[:, :, part]
+        if step > 0:  # frame t reads frame t+1
+            d[:, :-1].copy_(s[:, 1:])
+            d[:, -1:].zero_()
+        else:  # frame t reads frame t-1
+            d[:, 1:].copy_(s[:, :-1])
+            d[:, :1].zero_()
+    dst[:, :, 2 * fold:].copy_(src[:, :, 2 * fold:])
+    return dst
+
+
+class _TemporalShiftFn(torch.autograd.Function):
+    """TSM's shift; its backward is the opposite shift. Saves nothing."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, num_frames: int, fold: int) -> Tensor:
+        ctx.num_frames, ctx.fold = num_frames, fold
+        out = torch.empty_like(x)
+        _shift_channels(_clip_view(out, num_frames),
+                        _clip_view(x, num_frames), fold, 1)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        out = torch.empty_like(grad)
+        _shift_channels(_clip_view(out, ctx.num_frames),
+                        _clip_view(grad, ctx.num_frames), ctx.fold, -1)
+        return out, None, None
+
+
+def _clip_view(x: Tensor, num_frames: int) -> Tensor:
+    """``[N*T, ...]`` -> ``[N, T, ...]`` as a view (never a copy)."""
+    return x.view(x.shape[0] // num_frames, num_frames, *x.shape[1:])
+
+
+class _ShiftConv2dFn(torch.autograd.Function):
+    """``conv(tsm_shift(x))`` that keeps ``x``, not the shifted copy.
+
+    In a ResNet block ``x`` is kept anyway (it is the identity path), so the
+    shift costs no memory: the backward pass shifts ``x`` again for the
+    weight gradient and shifts the input gradient back.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, num_frames, fold, stride, padding,
+                dilation, groups):
+        shifted = _shift_channels(
+            _clip_view(torch.empty_like(x), num_frames),
+            _clip_view(x, num_frames), fold, 1).flatten(0, 1)
+        out = F.conv2d(shifted, weight, bias, stride, padding, dilation,
+                       groups)  # under autocast: in its dtype
+        ctx.save_for_backward(x, weight)
+        ctx.args = (num_frames, fold, stride, padding, dilation, groups)
+        ctx.has_bias = bias is not None
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight = ctx.saved_tensors
+        num_frames, fold, stride, padding, dilation, groups = ctx.args
+        # the conv ran in grad's dtype (autocast casts x and the weight)
+        shifted = _shift_channels(
+            _clip_view(torch.empty_like(x, dtype=grad.dtype), num_frames),
+            _clip_view(x.to(grad.dtype), num_frames), fold,
+            1).flatten(0, 1)
+        need = ctx.needs_input_grad
+        gx, gw, gb = torch.ops.aten.convolution_backward(
+            grad, shifted, weight.to(grad.dtype),
+            [weight.shape[0]] if ctx.has_bias else None, stride, padding,
+            dilation, False, [0, 0], groups,
+            [need[0], need[1], ctx.has_bias and need[2]])
+        if gx is not None:
+            gx = _shift_channels(
+                _clip_view(torch.empty_like(gx), num_frames),
+                _clip_view(gx, num_frames), fold, -1).flatten(0, 1)
+            gx = gx.to(x.dtype)
+        if gw is not None:
+            gw = gw.to(weight.dtype)
+        if gb is not None:
+            gb = gb.to(weight.dtype)
+        return gx, gw, gb, None, None, None, None, None, None
 
 
 class TemporalShift(nn.Module):
@@ -91,7 +174,9 @@ class TemporalShift(nn.Module):
     With ``fold = C // shift_div``, channels ``[0, fold)`` take the next
     frame's value (zero at the last frame), channels ``[fold, 2*fold)`` take
     the previous frame's value (zero at the first frame) and the others pass
-    unchanged. No parameters.
+    unchanged. No parameters. The shift is one autograd function that
+    writes slices into one output tensor (the backward writes the opposite
+    shift), so nothing is kept for the backward pass.
 
     Args:
         num_frames (int): T.
@@ -104,27 +189,157 @@ class TemporalShift(nn.Module):
         self.shift_div = shift_div
 
     def forward(self, x: Tensor) -> Tensor:
-        nt, c = x.shape[:2]
-        n = _frames_per_clip(nt, self.num_frames, 'TemporalShift')
-        fold = c // self.shift_div
-        v = x.view(n, self.num_frames, c, *x.shape[2:])
-        out = torch.cat([
-            shift_frames(v[:, :, :fold], 1),
-            shift_frames(v[:, :, fold:2 * fold], -1), v[:, :, 2 * fold:]
-        ], dim=2)
-        return out.view_as(x)
+        _frames_per_clip(x.shape[0], self.num_frames, 'TemporalShift')
+        return _TemporalShiftFn.apply(x, self.num_frames,
+                                      x.shape[1] // self.shift_div)
 
     def extra_repr(self) -> str:
         return f'num_frames={self.num_frames}, shift_div={self.shift_div}'
+
+
+def _fused_view(out: Tensor, n: int, t: int, interleave: bool) -> Tensor:
+    """The gated channels ``out[:, :C']`` as ``[N, T, 2, ..., H, W]`` in the
+    order GSF computes them: ``[N, T, 2, C'/2, H, W]``, or with the official
+    interleave ``[N, T, 2, 2, C'/4, H, W]`` where output channel
+    ``k C'/2 + 2 j + i`` holds computed channel ``k C'/2 + i C'/4 + j``.
+    A view, so results are written where they belong without a copy."""
+    h, w = out.shape[-2:]
+    if interleave:
+        return out.view(n, t, 2, -1, 2, h, w).transpose(3, 4)
+    return out.view(n, t, 2, -1, h, w)
+
+
+def _fusion_stats(x: Tensor, gate: Tensor) -> tuple:
+    """Step 4's input: ``[N, 4, C'/2, T]``, channel ``2k + j`` the spatial
+    means of ``y_k'`` (j = 0) and of ``r_k`` (j = 1); and the means of
+    ``g_k x_k`` and of ``x_k`` (``[N, T, 2, C'/2]``) it is made of.
+
+    Averaging commutes with the frame shift, so the means of ``y'`` and
+    ``r`` come from one batched matmul of the gate with ``x`` and the mean
+    of ``x``, without an activation-sized product.
+    """
+    n, t = gate.shape[:2]
+    h, w = x.shape[-2:]
+    # the gate scaled first: a float16 sum over H*W could overflow
+    gx = torch.einsum('ntkhw,ntkchw->ntkc', gate / (h * w), x)
+    mx = x.mean((-2, -1))
+    shifted = torch.stack([F.pad(gx[:, 1:, 0], (0, 0, 0, 1)),
+                           F.pad(gx[:, :-1, 1], (0, 0, 1, 0))], dim=2)
+    stats = torch.stack([shifted, mx - gx], dim=3)  # N, T, 2, 2, C'/2
+    return stats.permute(0, 2, 3, 4, 1).reshape(n, 4, -1, t), gx, mx
+
+
+class _GatedFusion(torch.autograd.Function):
+    """Steps 2 to 5 of :class:`GateShiftFuse`, as one function.
+
+    ``w = sigmoid(fuse_conv(stats))`` and ``z_k = s (w_k y_k' + (1 - w_k)
+    r_k)`` with ``y_k = g_k x_k``, ``r_k = x_k - y_k``, ``y'`` the frame
+    shift of ``y`` and ``s`` 2 or 1, written with the untouched channels
+    into one output. Only ``x_g`` (the gate's BN keeps it too), the gate,
+    the statistics and ``w`` (small) are saved; the products and shifts are
+    recomputed in the backward pass, which is written out here (autograd
+    would keep every intermediate and sum four activation-sized gradients
+    into ``x_g``).
+
+    Inputs: ``xg`` ``[N*T, C', H, W]``, ``rest`` ``[N*T, C - C', H, W]``,
+    ``gate`` ``[N, T, 2, H, W]``, the grouped 2->1 fusion conv's ``weight``
+    ``[2, 2, 3, 3]`` and ``bias``.
+    """
+
+    @staticmethod
+    def forward(ctx, xg, rest, gate, fuse_weight, fuse_bias, scale,
+                interleave, memory_format):
+        nt, cg, h, w = xg.shape
+        n, t = gate.shape[:2]
+        ctx.gate_dtype = gate.dtype  # (autocast: the gate may be float32)
+        gate = gate.to(xg.dtype)
+        stats, _, _ = _fusion_stats(xg.view(n, t, 2, -1, h, w), gate)
+        weight = torch.sigmoid(
+            F.conv2d(stats, fuse_weight.to(stats.dtype),
+                     fuse_bias.to(stats.dtype), padding=1, groups=2))
+        out = torch.empty((nt, cg + rest.shape[1], h, w), dtype=rest.dtype,
+                          device=rest.device, memory_format=memory_format)
+        out[:, cg:].copy_(rest)
+        dst = _fused_view(out[:, :cg], n, t, interleave)
+        lead = dst.shape[:-2]
+        x = xg.view(*lead, h, w)
+        g = gate.view(n, t, 2, *[1] * (len(lead) - 3), h, w)
+        # N, 2, C'/2, T -> N, T, 2, C'/2 in the computed channel order
+        sw = (scale * weight).permute(0, 3, 1, 2).reshape(*lead, 1, 1)
+        torch.mul(x, 1 - g, out=dst)  # r
+        dst.mul_(scale - sw)
+        y = x * g
+        dst[:, :-1, 0].addcmul_(y[:, 1:, 0], sw[:, :-1, 0])
+        dst[:, 1:, 1].addcmul_(y[:, :-1, 1], sw[:, 1:, 1])
+        ctx.save_for_backward(xg, gate, stats, weight, fuse_weight)
+        ctx.scale, ctx.interleave = scale, interleave
+        ctx.has_bias = fuse_bias is not None
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        xg, gate, stats, weight, fuse_weight = ctx.saved_tensors
+        scale = ctx.scale
+        nt, cg, h, w = xg.shape
+        n, t = gate.shape[:2]
+        dz = _fused_view(grad[:, :cg], n, t, ctx.interleave)
+        lead = dz.shape[:-2]
+        x = xg.view(*lead, h, w)
+        g = gate.view(n, t, 2, *[1] * (len(lead) - 3), h, w)
+        sw = (scale * weight).permute(0, 3, 1, 2).reshape(*lead, 1, 1)
+        y = x * g
+        r = x - y
+        # dz/dw = s (y' - r); y' is y shifted, r is overwritten in place
+        r.neg_()
+        r[:, :-1, 0] += y[:, 1:, 0]
+        r[:, 1:, 1] += y[:, :-1, 1]
+        del y  # (activation-sized temporaries: free each when done)
+        grad_w = scale * (dz * r).sum((-2, -1))  # lead
+        del r
+        # through the sigmoid and the fusion conv to the statistics
+        grad_w = grad_w.reshape(n, t, 2, -1).permute(0, 2, 3, 1)
+        grad_logits = (grad_w * weight * (1 - weight)).contiguous()
+        need = ctx.needs_input_grad
+        d_stats, d_fw, d_fb = torch.ops.aten.convolution_backward(
+            grad_logits, stats, fuse_weight.to(stats.dtype),
+            [2] if ctx.has_bias else None, [1, 1], [1, 1], [1, 1], False,
+            [0, 0], 2, [True, need[3], ctx.has_bias and need[4]])
+        d_stats = d_stats.view(n, 2, 2, -1, t).permute(0, 4, 1, 2, 3)
+        d_shifted, d_r = d_stats[..., 0, :], d_stats[..., 1, :]  # N,T,2,C
+        # stats = [shift(gx), mx - gx]: back to the means gx and mx
+        d_gx = -d_r
+        d_gx[:, 1:, 0] += d_shifted[:, :-1, 0]
+        d_gx[:, :-1, 1] += d_shifted[:, 1:, 1]
+        hw = h * w
+        d_gx = (d_gx / hw).reshape(*lead, 1, 1)
+        d_mx = (d_r / hw).reshape(*lead, 1, 1)
+        # dz/dy' = s w, dz/dr = s (1 - w); y' -> y is the opposite shift
+        d = torch.mul(dz, scale - sw).neg_()  # -dL/dr
+        d[:, 1:, 0].addcmul_(dz[:, :-1, 0], sw[:, :-1, 0])
+        d[:, :-1, 1].addcmul_(dz[:, 1:, 1], sw[:, 1:, 1])
+        # d = dL/dy - dL/dr, plus what the mean of g x adds to dL/dy
+        d += d_gx
+        # dL/dx = dL/dr + g d (+ the mean of x); dL/dg = sum_c x d
+        grad_x = torch.empty_like(xg)
+        gxv = torch.mul(dz, scale - sw, out=grad_x.view(*lead, h, w))
+        gxv.add_(d_mx).addcmul_(g, d)
+        grad_g = (x * d).sum(tuple(range(3, len(lead))))
+        if d_fw is not None:
+            d_fw = d_fw.to(fuse_weight.dtype)
+        if d_fb is not None:
+            d_fb = d_fb.to(fuse_weight.dtype)
+        return (grad_x, grad[:, cg:], grad_g.to(ctx.gate_dtype), d_fw, d_fb,
+                None, None, None)
 
 
 class GateShiftFuse(nn.Module):
     """Gate-Shift-Fuse on the first ``gsf_ratio`` of the channels.
 
     The algorithm of the official ``gsf.py``, batched over frames. Let
-    ``C'`` be ``int(C * gsf_ratio)`` rounded up to a multiple of 4 (the
-    official code rounds to even; a multiple of 4 keeps its channel interleave
-    defined and is the same for every ResNet width). On ``x`` =
+    ``C'`` be ``int(C * gsf_ratio)`` rounded up to even, as the official
+    code counts (C = 40, ratio 1/4: 10 channels; 64 for every ResNet width
+    of 256); the official interleave needs a multiple of 4 and is refused
+    otherwise. On ``x`` =
     the first ``C'`` channels viewed as ``[N, C', T, H, W]``:
 
     1. ``g = tanh(conv3d(relu(bn(x))))``: a 3x3x3 conv with 2 groups gives one
@@ -191,11 +406,20 @@ class GateShiftFuse(nn.Module):
                  rescale_fusion: bool = True):
         super().__init__()
         check_temporal_args('gsf', num_frames, gsf_ratio, gsf_init=init)
-        gated = int(math.ceil(int(channels * gsf_ratio) / 4)) * 4
-        gated = min(max(gated, 4), channels - channels % 4)
-        if gated < 4:
-            raise ValueError(f'GateShiftFuse needs at least 4 channels, got '
+        # the official count: int(C * ratio), made even (one half per gate)
+        gated = int(channels * gsf_ratio)
+        gated = min(max(gated + gated % 2, 2), channels - channels % 2)
+        if gated < 2:
+            raise ValueError(f'GateShiftFuse needs at least 2 channels, got '
                              f'{channels}.')
+        if channel_interleave and gated % 4:
+            raise ValueError(
+                f'gsf_interleave: the official channel interleave splits '
+                f'each half of the {gated} gated channels (of {channels}) in '
+                f'two, so their count must be a multiple of 4; got '
+                f'gsf_ratio={gsf_ratio}. Set gsf_interleave=False or a '
+                'gsf_ratio whose int(C * gsf_ratio), made even, is a multiple '
+                'of 4 in every block.')
         self.channels = channels
         self.num_frames = num_frames
         self.gsf_channels = gated
@@ -237,47 +461,42 @@ class GateShiftFuse(nn.Module):
         2D kernels. The parameters stay those of the official ``Conv3d``.
         """
         weight, bias = self.gate_conv.weight, self.gate_conv.bias
-        kt = weight.shape[2]
+        kt, t = weight.shape[2], self.num_frames
         # [2, C'/2, kT, 3, 3] -> [2*kT, C'/2, 3, 3], out channel = g*kT + k
         taps = weight.transpose(1, 2).reshape(2 * kt, -1, *weight.shape[3:])
         out = F.conv2d(x, taps, None, padding=self.gate_conv.padding[1:],
                        groups=2)
-        out = out.view(n, self.num_frames, 2, kt, *out.shape[2:])
-        # tap k reads frame t + k - kT//2, zero outside the clip
-        gate = sum(
-            shift_frames(out[:, :, :, k], k - kt // 2) for k in range(kt))
-        return gate + bias.view(1, 1, 2, 1, 1)
+        out = out.view(n, t, 2, kt, *out.shape[2:])
+        # tap k reads frame t + k - kT//2, zero outside the clip: slices of
+        # one sum (the gate is 2 channels, a small tensor)
+        mid = kt // 2
+        gate = out[:, :, :, mid] + bias.view(1, 1, 2, 1, 1)
+        for k in range(kt):
+            step = k - mid
+            if step > 0:
+                gate[:, :t - step] += out[:, step:, :, k]
+            elif step < 0:
+                gate[:, -step:] += out[:, :t + step, :, k]
+        return gate
 
     def forward(self, x: Tensor) -> Tensor:
         nt, c, h, w = x.shape
-        t = self.num_frames
-        n = _frames_per_clip(nt, t, 'GateShiftFuse')
+        n = _frames_per_clip(nt, self.num_frames, 'GateShiftFuse')
         cg = self.gsf_channels
-        # split, not two slices: its backward is one cat, not two
-        # full-size zero-filled gradients
+        # split: its backward is one cat of the two gradients. The gated
+        # part is copied once (the gate's BN and the fusion's backward keep
+        # this copy), so the conv output itself need not be kept.
         xg, rest = x.split([cg, c - cg], dim=1)
-
+        xg = xg.contiguous(memory_format=torch.channels_last)
         gate = torch.tanh(self._gate_logits(F.relu(self.bn(xg)), n))
-        v = xg.reshape(n, t, 2, cg // 2, h, w)
-        y = gate.unsqueeze(3) * v
-        r = v - y
-        y = torch.stack([shift_frames(y[:, :, 0], 1),
-                         shift_frames(y[:, :, 1], -1)], dim=2)
-
-        # fusion weights from the (channel, time) plane of spatial averages
-        stats = torch.stack([y.mean((-2, -1)), r.mean((-2, -1))], dim=3)
-        stats = stats.permute(0, 2, 3, 4, 1).reshape(n, 4, cg // 2, t)
-        weight = torch.sigmoid(self.fuse_conv(stats))  # N, 2, C'/2, T
-        weight = weight.permute(0, 3, 1, 2)[..., None, None]
-        total = 1.
-        if self.rescale_fusion:  # on the small weights, not on y and r
-            weight, total = 2 * weight, 2.
-        z = weight * y + (total - weight) * r  # N, T, 2, C'/2, H, W
-
-        if self.channel_interleave:
-            z = z.view(n, t, 2, 2, cg // 4, h, w).transpose(3, 4)
-        z = z.reshape(nt, cg, h, w)
-        return torch.cat([z, rest], dim=1)
+        # the output keeps the input's layout (channels_last or not)
+        fmt = (torch.channels_last if x.dim() == 4 and not x.is_contiguous()
+               and x.is_contiguous(memory_format=torch.channels_last) else
+               torch.contiguous_format)
+        return _GatedFusion.apply(xg, rest, gate, self.fuse_conv.weight,
+                                  self.fuse_conv.bias,
+                                  2. if self.rescale_fusion else 1.,
+                                  self.channel_interleave, fmt)
 
     def extra_repr(self) -> str:
         return (f'channels={self.channels}, gsf_channels={self.gsf_channels},'
@@ -290,7 +509,10 @@ class TemporalConv2d(nn.Conv2d):
     """A conv that applies a temporal module before or after itself.
 
     It shares the wrapped conv's ``weight``/``bias`` under the same state-dict
-    names; the temporal module's state lives under ``temporal.``.
+    names; the temporal module's state lives under ``temporal.``. A TSM shift
+    before the conv runs as one function with it that keeps the unshifted
+    input (which the block keeps for its identity path anyway) instead of a
+    shifted copy, so TSM costs no activation memory.
 
     Args:
         conv (nn.Conv2d): The conv to wrap (a plain ``nn.Conv2d``).
@@ -328,6 +550,16 @@ class TemporalConv2d(nn.Conv2d):
             self.temporal.reset_parameters()
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.position == 'before' and type(
+                self.temporal) is TemporalShift and \
+                self.padding_mode == 'zeros':
+            tsm = self.temporal
+            _frames_per_clip(x.shape[0], tsm.num_frames, 'TemporalShift')
+            return _ShiftConv2dFn.apply(x, self.weight, self.bias,
+                                        tsm.num_frames,
+                                        x.shape[1] // tsm.shift_div,
+                                        self.stride, self.padding,
+                                        self.dilation, self.groups)
         if self.position == 'before':
             return super().forward(self.temporal(x))
         return self.temporal(super().forward(x))

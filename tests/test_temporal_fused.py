@@ -1,0 +1,222 @@
+"""The fused GSF and TSM (one autograd function each) against the plain
+autograd implementations they replaced, kept here as references."""
+import glob
+import os.path as osp
+
+import pytest
+import torch
+import torch.nn.functional as F
+from mmengine.config import Config
+
+import mmdas  # noqa: F401
+from mmdas.models.temporal import GateShiftFuse, TemporalShift
+from mmdas.registry import MODELS
+
+CONFIG_DIR = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))),
+                      'configs')
+
+
+# ---- the implementations of main before the rework (references only) ----
+def _old_shift_frames(x, offset):
+    if offset == 0:
+        return x
+    zeros = x.new_zeros((x.shape[0], abs(offset)) + x.shape[2:])
+    if offset > 0:
+        return torch.cat([x[:, offset:], zeros], dim=1)
+    return torch.cat([zeros, x[:, :offset]], dim=1)
+
+
+def _old_tsm(x, t, shift_div):
+    nt, c = x.shape[:2]
+    fold = c // shift_div
+    v = x.view(nt // t, t, c, *x.shape[2:])
+    out = torch.cat([
+        _old_shift_frames(v[:, :, :fold], 1),
+        _old_shift_frames(v[:, :, fold:2 * fold], -1), v[:, :, 2 * fold:]
+    ], dim=2)
+    return out.view_as(x)
+
+
+def _old_gsf(gsf, x):
+    """``GateShiftFuse.forward`` as it was: plain autograd ops."""
+    nt, c, h, w = x.shape
+    t = gsf.num_frames
+    n = nt // t
+    cg = gsf.gsf_channels
+    xg, rest = x.split([cg, c - cg], dim=1)
+    weight, bias = gsf.gate_conv.weight, gsf.gate_conv.bias
+    kt = weight.shape[2]
+    taps = weight.transpose(1, 2).reshape(2 * kt, -1, *weight.shape[3:])
+    out = F.conv2d(F.relu(gsf.bn(xg)), taps, None, padding=1, groups=2)
+    out = out.view(n, t, 2, kt, *out.shape[2:])
+    gate = sum(
+        _old_shift_frames(out[:, :, :, k], k - kt // 2) for k in range(kt))
+    gate = torch.tanh(gate + bias.view(1, 1, 2, 1, 1))
+    v = xg.reshape(n, t, 2, cg // 2, h, w)
+    y = gate.unsqueeze(3) * v
+    r = v - y
+    y = torch.stack([_old_shift_frames(y[:, :, 0], 1),
+                     _old_shift_frames(y[:, :, 1], -1)], dim=2)
+    stats = torch.stack([y.mean((-2, -1)), r.mean((-2, -1))], dim=3)
+    stats = stats.permute(0, 2, 3, 4, 1).reshape(n, 4, cg // 2, t)
+    fw = torch.sigmoid(gsf.fuse_conv(stats)).permute(0, 3, 1, 2)[..., None,
+                                                                 None]
+    total = 1.
+    if gsf.rescale_fusion:
+        fw, total = 2 * fw, 2.
+    z = fw * y + (total - fw) * r
+    if gsf.channel_interleave:
+        z = z.view(n, t, 2, 2, cg // 4, h, w).transpose(3, 4)
+    return torch.cat([z.reshape(nt, cg, h, w), rest], dim=1)
+
+
+def _random_gsf(channels, t, seed=0, **kwargs):
+    torch.manual_seed(seed)
+    gsf = GateShiftFuse(channels, t, init='official', **kwargs)
+    with torch.no_grad():
+        gsf.bn.weight.uniform_(0.5, 1.5)
+        gsf.bn.bias.uniform_(-0.5, 0.5)
+        gsf.bn.running_mean.uniform_(-0.5, 0.5)
+        gsf.bn.running_var.uniform_(0.5, 2.)
+        gsf.gate_conv.weight.normal_(0., 0.3)  # gates well inside (-1, 1)
+    return gsf
+
+
+def _forward_backward(fn, module, x):
+    x = x.clone().requires_grad_()
+    out = fn(x)
+    # a loss whose gradient differs per element, so that every mix-up shows
+    target = torch.randn(out.shape, generator=torch.Generator().manual_seed(1))
+    ((out - target)**2 * target.abs()).sum().backward()
+    grads = {k: p.grad.clone() for k, p in module.named_parameters()}
+    for p in module.parameters():
+        p.grad = None
+    return out.detach(), x.grad, grads
+
+
+@pytest.mark.parametrize('interleave', [False, True])
+@pytest.mark.parametrize('train', [True, False])
+@pytest.mark.parametrize('channels, t', [(32, 4), (40, 3), (16, 1)])
+def test_fused_gsf_equals_the_plain_autograd_gsf(interleave, train, channels,
+                                                 t):
+    if interleave and channels == 40:
+        pytest.skip('10 gated channels: the interleave is refused')
+    rescale = not interleave  # ours and the official module
+    gsf = _random_gsf(channels, t, channel_interleave=interleave,
+                      rescale_fusion=rescale).train(train)
+    ref = _random_gsf(channels, t, channel_interleave=interleave,
+                      rescale_fusion=rescale).train(train)
+    x = torch.randn(2 * t, channels, 5, 7)
+    out, gx, grads = _forward_backward(gsf, gsf, x)
+    ref_out, ref_gx, ref_grads = _forward_backward(
+        lambda v: _old_gsf(ref, v), ref, x)
+    assert not torch.allclose(out[:, :gsf.gsf_channels],
+                              x[:, :gsf.gsf_channels], atol=1e-2)
+    assert torch.allclose(out, ref_out, atol=1e-5, rtol=1e-5)
+    assert torch.equal(out[:, gsf.gsf_channels:], x[:, gsf.gsf_channels:])
+    assert torch.allclose(gx, ref_gx, atol=1e-4, rtol=1e-4)
+    for name, grad in ref_grads.items():
+        assert grad.abs().sum() > 0, name
+        assert torch.allclose(grads[name], grad, atol=1e-4, rtol=1e-4), name
+    # the same BN running statistics after the step
+    for name, buf in ref.bn.named_buffers():
+        assert torch.allclose(getattr(gsf.bn, name).float(), buf.float())
+
+
+def test_fused_gsf_gradients_pass_gradcheck():
+    gsf = _random_gsf(16, 3, channel_interleave=True,
+                      rescale_fusion=False).double().eval()
+    x = torch.randn(6, 16, 3, 4, dtype=torch.double, requires_grad=True)
+    assert torch.autograd.gradcheck(gsf, (x, ))
+
+
+def test_fused_gsf_zero_gate_is_still_exactly_the_identity():
+    gsf = GateShiftFuse(40, 4)  # 10 gated channels: the official count
+    assert gsf.gsf_channels == 10
+    x = torch.randn(8, 40, 3, 3, requires_grad=True)
+    out = gsf.train()(x)
+    assert torch.equal(out, x)
+    out.sum().backward()
+    assert torch.equal(x.grad, torch.ones_like(x))
+
+
+def test_fused_gsf_keeps_channels_last_and_is_right_there():
+    gsf = _random_gsf(32, 2).eval()
+    x = torch.randn(4, 32, 5, 6)
+    out = gsf(x.to(memory_format=torch.channels_last))
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    assert torch.allclose(out, _old_gsf(gsf, x), atol=1e-5)
+
+
+def test_gsf_channel_count_is_the_official_one():
+    # int(C * ratio) made even, as the official gsf.py counts
+    assert GateShiftFuse(40, 2).gsf_channels == 10
+    assert GateShiftFuse(256, 2).gsf_channels == 64
+    assert GateShiftFuse(24, 2, gsf_ratio=0.3).gsf_channels == 8  # 7 -> 8
+    assert GateShiftFuse(6, 2, gsf_ratio=0.1).gsf_channels == 2
+    with pytest.raises(ValueError, match='gsf_interleave.*10 gated'):
+        GateShiftFuse(40, 2, channel_interleave=True)
+
+
+def _old_rule(channels, ratio):
+    """The count of main before: rounded up to a multiple of 4."""
+    gated = -(-int(channels * ratio) // 4) * 4
+    return min(max(gated, 4), channels - channels % 4)
+
+
+@pytest.mark.parametrize('path', sorted(
+    glob.glob(osp.join(CONFIG_DIR, 'das_*.py'))), ids=osp.basename)
+def test_shipped_configs_keep_their_gsf_shapes(path):
+    """Today's checkpoints of the shipped configs load unchanged: every GSF
+    module gates as many channels as under the old rule."""
+    backbone = Config.fromfile(path).model.backbone.to_dict()
+    backbone.pop('init_cfg', None)
+    backbone.pop('pretrained', None)
+    if backbone.get('temporal_module', 'gsf') != 'gsf':
+        pytest.skip('no GSF')
+    net = MODELS.build(backbone)
+    mods = net.temporal_modules()
+    assert mods
+    for m in mods:
+        assert m.gsf_channels == _old_rule(m.channels, net.gsf_ratio)
+
+
+def test_fused_tsm_equals_the_concatenating_tsm():
+    t, shift_div = 3, 4
+    x = torch.randn(2 * t, 16, 3, 3)
+    tsm = TemporalShift(t, shift_div)
+    out, gx, _ = _forward_backward(tsm, tsm, x)
+    ref, ref_gx, _ = _forward_backward(lambda v: _old_tsm(v, t, shift_div),
+                                       tsm, x)
+    assert torch.equal(out, ref)
+    assert torch.equal(gx, ref_gx)
+    x64 = torch.randn(2 * t, 8, 2, 2, dtype=torch.double, requires_grad=True)
+    assert torch.autograd.gradcheck(tsm, (x64, ))
+    # one frame: the shifted channels are zero
+    one = TemporalShift(1, 4)(torch.ones(2, 8, 1, 1))
+    assert one[:, :4].abs().sum() == 0 and torch.equal(
+        one[:, 4:], torch.ones(2, 4, 1, 1))
+
+
+@pytest.mark.parametrize('stride, bias', [(1, False), (2, True)])
+def test_shift_then_conv_is_one_function_that_keeps_only_its_input(
+        stride, bias):
+    from mmdas.models.temporal import TemporalConv2d
+    from test_video_memory import _saved_bytes
+    torch.manual_seed(0)
+    t = 2
+    conv = torch.nn.Conv2d(16, 8, 3, stride=stride, padding=1, bias=bias)
+    fused = TemporalConv2d(conv, TemporalShift(t, 4), 'before')
+    x = torch.randn(2 * t, 16, 6, 6)
+    out, gx, grads = _forward_backward(fused, fused, x)
+    ref, ref_gx, ref_grads = _forward_backward(
+        lambda v: conv(_old_tsm(v, t, 4)), conv, x)
+    assert torch.allclose(out, ref, atol=1e-5)
+    assert torch.allclose(gx, ref_gx, atol=1e-4)
+    for name, grad in ref_grads.items():
+        assert torch.allclose(grads[name], grad, atol=1e-4), name
+    # the shifted copy is not kept: only x, which a block keeps anyway for
+    # its identity path (here x * x keeps it), and the weight
+    xr = x.clone().requires_grad_()
+    _, kept = _saved_bytes(lambda: (fused(xr), xr * xr))
+    assert kept <= xr.numel() * 4 + conv.weight.numel() * 4
