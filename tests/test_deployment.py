@@ -99,6 +99,7 @@ def test_slide_inference_is_refused():
         ImageToPrediction(_build(cfg))
 
 
+@pytest.mark.slow  # ~70 s: an export and onnxruntime at three sizes
 def test_small_das_segmentor_exports_with_parity(tmp_path):
     """The tool on a small GSF segmentor whose gates mix frames: one graph from raw images to fused logits of their size, equal to
     PyTorch's inference at two sizes in onnxruntime."""

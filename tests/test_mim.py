@@ -139,6 +139,7 @@ def test_mim_search_sees_an_editable_install(tmp_path):
     assert '65.91' in out
 
 
+@pytest.mark.slow  # ~25 s each: a training and a test through mim
 def test_mim_train_and_test_run_the_packaged_tools(mim_site, tmp_path,
                                                    tiny_seg_root):
     wheel_site = mim_site
