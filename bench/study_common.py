@@ -409,7 +409,9 @@ def _schedule(todo, running, failed, results, keys, jobs, study_dir, n_jobs,
                 running[job.key] = (job, launch(job, study_dir, env),
                                     time.time())
                 todo.remove(job)
-                print(f'  start {job.key}', flush=True)
+                print(f'  start {job.key} ({len(running)} running, '
+                      f'{len(todo)} waiting, {len(results)} of {len(jobs)} '
+                      'done)', flush=True)
         time.sleep(0.5)
         for key, (job, proc, began) in list(running.items()):
             if proc.poll() is None:
