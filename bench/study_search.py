@@ -64,14 +64,25 @@ sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 import study_common as common  # noqa: E402
 
 REPO = common.REPO
-PLAIN = osp.join(REPO, 'configs', 'plain_resnet18_fashionmnist.py')
-DAS = osp.join(REPO, 'configs', 'das_resnet18_fashionmnist.py')
-SEARCH = osp.join(REPO, 'configs', 'das_search_resnet18_fashionmnist.py')
-METRIC = 'accuracy/top1'
+_CFG = osp.join(REPO, 'configs')
+# task -> its configs, metric and schedule unit
+TASKS = dict(
+    cls=dict(
+        plain=osp.join(_CFG, 'plain_resnet18_fashionmnist.py'),
+        das=osp.join(_CFG, 'das_resnet18_fashionmnist.py'),
+        search=osp.join(_CFG, 'das_search_resnet18_fashionmnist.py'),
+        metric='accuracy/top1', label='top-1 (%)', unit='epochs',
+        plain_what='2D: crop + flip (baseline)'),
+    seg=dict(
+        plain=osp.join(_CFG, 'plain_deeplabv3plus_r18_embedded.py'),
+        das=osp.join(_CFG, 'das_deeplabv3plus_r18_embedded.py'),
+        search=osp.join(_CFG, 'das_search_deeplabv3plus_r18_embedded.py'),
+        metric='mIoU', label='mIoU (%)', unit='iterations',
+        plain_what='2D: the demo\'s 2D model (baseline)'))
 SELECTION_FILE = 'das_selection.json'
 
 
-def search_space() -> tuple:
+def search_space(search_config: str) -> tuple:
     """The search config's ops, their policy magnitudes (as the search
     writes them: the shortest decimal of the float32) and whether they are
     learnable."""
@@ -79,7 +90,7 @@ def search_space() -> tuple:
     from mmengine.config import Config
 
     from mmdas.models.das_cell import DEFAULT_MAGNITUDES
-    cell = Config.fromfile(SEARCH).model.data_preprocessor.cell
+    cell = Config.fromfile(search_config).model.data_preprocessor.cell
     ops = list(cell.ops)
     given = cell.get('magnitudes') or {}
     mags = {
@@ -91,19 +102,20 @@ def search_space() -> tuple:
 
 def parse_budget(text: str) -> dict:
     """``base`` or ``lr=X,epochs=N,eval=B`` -> dict(name, lr, epochs, eval);
-    None means the config's value."""
+    None means the config's value. ``iters=N`` is the same as
+    ``epochs=N``: the search's length in the task's unit."""
     budget = dict(name=text, lr=None, epochs=None, eval=None)
     if text == 'base':
         return budget
     for item in text.split(','):
         key, sep, value = item.partition('=')
-        if not sep or key not in ('lr', 'epochs', 'eval'):
+        if not sep or key not in ('lr', 'epochs', 'iters', 'eval'):
             raise SystemExit(
                 f'--budget {text!r}: expected base or items lr=X, '
                 'epochs=N, eval=B (B an int, all or auto), comma-separated.')
         if key == 'lr':
             budget['lr'] = float(value)
-        elif key == 'epochs':
+        elif key in ('epochs', 'iters'):
             budget['epochs'] = int(value)
         elif value not in ('all', 'auto'):
             budget['eval'] = int(value)
@@ -119,7 +131,21 @@ def parse_args(argv=None):
         formatter_class=common.argparse.RawDescriptionHelpFormatter,
         epilog=__doc__)
     common.add_common_args(parser, 'search')
-    parser.add_argument('--epochs', type=int, default=4)
+    parser.add_argument(
+        '--task', choices=sorted(TASKS), default='cls',
+        help='cls: Fashion-MNIST (the default); seg: the demo\'s embedded '
+        'digits segmentation')
+    parser.add_argument('--epochs', type=int, default=4,
+                        help='cls: training epochs of every run')
+    parser.add_argument(
+        '--iters', type=int, default=1100,
+        help='seg: training iterations of every run (the demo\'s 1100)')
+    parser.add_argument('--num-train', type=int, default=4000,
+                        help='seg: training canvases (the demo\'s)')
+    parser.add_argument('--num-val', type=int, default=100,
+                        help='seg: test canvases (the demo\'s)')
+    parser.add_argument('--size', type=int, default=80,
+                        help='seg: canvas side (the demo\'s)')
     parser.add_argument('--width', type=int, default=16)
     parser.add_argument('--num-frames', type=int, default=4)
     parser.add_argument('--train-subset', type=int, default=4000)
@@ -133,16 +159,30 @@ def parse_args(argv=None):
         'lr=X,epochs=N,eval=B items (default: base)')
     parser.add_argument('--no-plain', action='store_true',
                         help='leave out the 2D baseline')
-    parser.add_argument('--data-root', default=osp.join('data',
-                                                        'fashion_mnist'))
+    parser.add_argument(
+        '--data-root',
+        help='default: data/fashion_mnist (cls), data/embedded_digits_study '
+        '(seg, written unless the same set is there)')
     args = parser.parse_args(argv)
     args.budgets = [parse_budget(b) for b in args.budget]
+    args.cfg = TASKS[args.task]
+    args.metric = args.cfg['metric']
+    args.length = args.epochs if args.task == 'cls' else args.iters
+    if args.data_root is None:
+        args.data_root = osp.join('data', 'fashion_mnist' if args.task ==
+                                  'cls' else 'embedded_digits_study')
+    if args.task == 'seg' and '--test-batch' not in ' '.join(argv or []):
+        args.test_batch = 1  # the segmentation configs' test batch
     return args
 
 
 # ---- jobs -------------------------------------------------------------------
 def _shared_options(args) -> tuple:
-    """Model options (width, T) and data options of every run."""
+    """Model options (width) and data options of every run."""
+    if args.task == 'seg':
+        return [], [f'{split}_dataloader.dataset.data_root='
+                    f'{osp.abspath(args.data_root)}'
+                    for split in ('train', 'val', 'test')]
     width = args.width
     model = [
         f'model.backbone.stem_channels={width}',
@@ -161,6 +201,20 @@ def _shared_options(args) -> tuple:
 
 
 def _train_options(args, seed: int, epochs: int) -> list:
+    """Seed and schedule; ``epochs`` is iterations for ``seg``."""
+    if args.task == 'seg':
+        iters = epochs
+        warmup = max(1, min(20, iters // 5))
+        return [
+            f'randomness.seed={seed}',
+            f'train_cfg.max_iters={iters}',
+            f'train_cfg.val_interval={iters}',
+            f'param_scheduler.0.end={warmup}',
+            f'param_scheduler.1.begin={warmup}',
+            f'param_scheduler.1.end={iters}',
+            f'default_hooks.checkpoint.interval={iters}',
+            'default_hooks.checkpoint.max_keep_ckpts=1',
+        ] + common.LOG_EVERY_ITER
     return [
         f'randomness.seed={seed}',
         f'train_cfg.max_epochs={epochs}',
@@ -221,7 +275,7 @@ def search_job(args, budget: dict, seed: int) -> common.Job:
     """The search of ``budget`` with ``seed`` (only a training run: its
     selection writes the policy files)."""
     model, data = _shared_options(args)
-    epochs = budget['epochs'] or args.epochs
+    epochs = budget['epochs'] or args.length
     opts = model + [
         f'model.backbone.num_frames={args.num_frames}',
         f'model.data_preprocessor.cell.num_frames={args.num_frames}'
@@ -237,7 +291,7 @@ def search_job(args, budget: dict, seed: int) -> common.Job:
                                                    budget['eval'])
         opts.append(f'das_search.selection.eval_batches={value}')
     return common.Job(f'search/{budget["name"]}/seed{seed}', 'train',
-                      SEARCH, opts,
+                      args.cfg['search'], opts,
                       meta=dict(arm=f'search@{budget["name"]}', seed=seed,
                                 epochs=epochs))
 
@@ -254,17 +308,18 @@ def build_jobs(args, ops, mags) -> list:
     model, data = _shared_options(args)
     jobs = [search_job(args, args.budgets[0], s) for s in args.seeds]
     for seed in args.seeds:
-        train = _train_options(args, seed, args.epochs)
+        train = _train_options(args, seed, args.length)
         for op in ops:
             meta = dict(arm=f'op:{op}', seed=seed, op=op,
                         magnitude=mags[op], passes=args.num_frames)
-            jobs += _train_test(f'op_{op}/seed{seed}', DAS,
+            jobs += _train_test(f'op_{op}/seed{seed}', args.cfg['das'],
                                 model + das_model_options(args, paths[op]),
                                 data, train, args, meta)
     if not args.no_plain:
         for seed in args.seeds:
-            train = _train_options(args, seed, args.epochs)
-            jobs += _train_test(f'plain/seed{seed}', PLAIN, model, data,
+            train = _train_options(args, seed, args.length)
+            jobs += _train_test(f'plain/seed{seed}', args.cfg['plain'],
+                                model, data,
                                 train, args,
                                 dict(arm='plain', seed=seed, passes=1))
     jobs += [search_job(args, b, s) for b in args.budgets[1:]
@@ -315,9 +370,9 @@ def extra_jobs(args, budget: dict, seed: int, found: dict) -> list:
         policy = _load_json(info['path'])
         frames = policy.get('num_frames', args.num_frames)
         opts.append(f'model.backbone.num_frames={frames}')
-        jobs += _train_test(f'{kind}_{budget["name"]}/seed{seed}', DAS,
-                            model + opts, data,
-                            _train_options(args, seed, args.epochs), args,
+        jobs += _train_test(f'{kind}_{budget["name"]}/seed{seed}',
+                            args.cfg['das'], model + opts, data,
+                            _train_options(args, seed, args.length), args,
                             dict(arm=name, seed=seed, passes=frames))
     return jobs
 
@@ -357,7 +412,8 @@ def seed_records(args, ops, results: dict) -> list:
             sel = _load_json(osp.join(work, SELECTION_FILE))
             step = sel['perturbation']['steps'][0]
             oracle = {
-                op: results[f'test/op_{op}/seed{seed}']['metrics'][METRIC]
+                op: results[f'test/op_{op}/seed{seed}']['metrics'][
+                    args.metric]
                 for op in ops if f'test/op_{op}/seed{seed}' in results
             }
             order = sorted(oracle, key=lambda op: -oracle[op])
@@ -393,9 +449,9 @@ def seed_records(args, ops, results: dict) -> list:
     return records
 
 
-def _top1(results, key):
+def _top1(results, key, metric):
     result = results.get(key)
-    return None if result is None else result['metrics'][METRIC]
+    return None if result is None else result['metrics'][metric]
 
 
 def arm_rows(args, ops, results: dict, records: list) -> list:
@@ -407,7 +463,7 @@ def arm_rows(args, ops, results: dict, records: list) -> list:
         # per_seed: seed -> (op or None, test key)
         values, seeds, used, keys = [], [], [], []
         for seed, (op, key) in sorted(per_seed.items()):
-            value = _top1(results, key)
+            value = _top1(results, key, args.metric)
             if value is None:
                 continue
             values.append(value)
@@ -438,7 +494,8 @@ def arm_rows(args, ops, results: dict, records: list) -> list:
     best = {}
     for seed in args.seeds:
         scored = [(v, op) for op in ops
-                  for v in [_top1(results, f'test/op_{op}/seed{seed}')]
+                  for v in [_top1(results, f'test/op_{op}/seed{seed}',
+                                  args.metric)]
                   if v is not None]
         if len(scored) == len(ops):
             op = max(scored)[1]
@@ -460,7 +517,7 @@ def arm_rows(args, ops, results: dict, records: list) -> list:
                     if kind == 'searched' else 'argmax α (policy_argmax.json)')
             add(f'{kind}@{budget["name"]}',
                 f'DAS + GSF, the search\'s {what}', per_seed)
-    add('plain', '2D: crop + flip (baseline)',
+    add('plain', args.cfg['plain_what'],
         {s: (None, f'test/plain/seed{s}') for s in args.seeds})
     return rows
 
@@ -490,8 +547,24 @@ def _arm_top1(by_name, name):
     return 'n/a' if row is None else common.fmt(row['mean'], row['std'])
 
 
+def setting(args) -> str:
+    """One sentence: the size every figure of the report comes from."""
+    if args.task == 'seg':
+        return (f'Setting: the demo\'s DeepLabV3+ (half-width '
+                f'ResNetV1c-18-D8, from scratch) on the embedded digits '
+                f'({args.num_train} training and {args.num_val} test '
+                f'canvases of {args.size} px), {args.iters} iterations of '
+                f'the demo recipe, T = {args.num_frames}; seeds '
+                f'{args.seeds}.')
+    return (f'Setting: ResNet_CIFAR-18 width {args.width}, the first '
+            f'{args.train_subset} training images, {args.epochs} epochs, '
+            f'batch {args.batch_size}, T = {args.num_frames}, the first '
+            f'{args.test_subset} test images; seeds {args.seeds}.')
+
+
 def report(args, argv, machine, ops, rows, records) -> None:
     by_name = {r['name']: r for r in rows}
+    label = args.cfg['label']
     arms = [[f'`{r["name"]}`', r['description'],
              common.fmt(r['mean'], r['std']), r['n'],
              ', '.join(f'{o}' for o in r['ops']) if any(r['ops']) else '–',
@@ -499,8 +572,8 @@ def report(args, argv, machine, ops, rows, records) -> None:
              common.fmt(r['train_s'], digits=0),
              common.fmt(r['test_ms_per_image'], digits=3)] for r in rows]
     sections = [('Top-1 per arm', [
-        'arm', 'what', 'top-1 (%)', 'seeds', 'op per seed',
-        'top-1 per seed', 'train s', 'test ms/image'
+        'arm', 'what', label, 'seeds', 'op per seed',
+        f'{label} per seed', 'train s', 'test ms/image'
     ], arms)]
     per_seed = []
     for rec in records:
@@ -528,7 +601,7 @@ def report(args, argv, machine, ops, rows, records) -> None:
             'The selection\'s drops and softmax(α) across seeds, beside the '
             'op\'s own top-1', ['budget', 'op', 'drop (points), mean ± std',
                                 'softmax(α), mean ± std',
-                                'top-1 of the op alone (%)'], spread))
+                                f'{label} of the op alone'], spread))
         cost = []
         oracle_train = [by_name[f'op:{op}']['train_wall_s'] for op in ops
                         if f'op:{op}' in by_name]
@@ -551,38 +624,44 @@ def report(args, argv, machine, ops, rows, records) -> None:
                       'oracle: 5 trainings, wall s', 'search / oracle (wall)'],
             cost))
     notes = [
-        f'Setting: ResNet_CIFAR-18 width {args.width}, the first '
-        f'{args.train_subset} training images, {args.epochs} epochs, batch '
-        f'{args.batch_size}, T = {args.num_frames}, the first '
-        f'{args.test_subset} test images; seeds {args.seeds}. '
-        'The searched, argmax and random arms reuse the oracle run of their '
+        setting(args) + ' The searched, argmax and random arms reuse the oracle run of their '
         'op (same op, magnitude, T, seed and config, checked); '
         '`oracle_best` is chosen on the test set and so is optimistic. '
-        'Drops are the selection\'s: α-part accuracy with nothing masked '
-        'minus with the op masked, in points. Times were taken with '
+        'Drops are the selection\'s: the α part\'s '
+        + ('accuracy' if args.task == 'cls' else 'pixel accuracy') +
+        ' with nothing masked minus with the op masked, in points. Times were taken with '
         f'{args.jobs} runs sharing the device ({args.device}); compare '
         'within this report.'
     ]
-    common.write_report(args.md, 'Does the search pay? (Fashion-MNIST)',
+    common.write_report(args.md, 'Does the search pay? (' + (
+        'Fashion-MNIST' if args.task == 'cls' else 'embedded digits') + ')',
                         argv, machine, sections, notes)
-    common.plot_arms(args.png, rows, 'top-1 (%)', 'train_s',
+    common.plot_arms(args.png, rows, label, 'train_s',
                      'training time per run (s)',
-                     f'Search vs fixed ops, ResNet_CIFAR-18 width '
-                     f'{args.width}')
+                     'Search vs fixed ops, ' + (
+                         f'ResNet_CIFAR-18 width {args.width}'
+                         if args.task == 'cls' else 'DeepLabV3+ R-18'))
 
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
-    if not args.report_only:
+    if not args.report_only and args.task == 'cls':
         from mmdas.datasets.fashion_mnist import prepare_fashion_mnist
         prepare_fashion_mnist(args.data_root)
+    elif not args.report_only:
+        from mmdas.datasets.embedded import (DEMO_SEG_LAYOUT,
+                                             ensure_embedded_dataset)
+        ensure_embedded_dataset(args.data_root, task='seg',
+                                num_train=args.num_train,
+                                num_val=args.num_val, canvas=args.size,
+                                **DEMO_SEG_LAYOUT)
     if args.device == 'cuda' and not (args.report_only or args.dry_run):
         import torch
         if not torch.cuda.is_available():
             raise SystemExit('--device cuda: no GPU is visible to torch; use '
                              '--device cpu.')
-    ops, mags, learnable = search_space()
+    ops, mags, learnable = search_space(args.cfg['search'])
     if learnable:
         print('the search space has learnable magnitudes: every searched '
               'policy is trained on its own', flush=True)
@@ -618,7 +697,8 @@ def main(argv=None):
     report(args, full_argv, machine, ops, rows, records)
     print(f'results: {path}; report: {args.md}; plot: {args.png}')
     for row in rows:
-        print(f'  {row["name"]:<18} top-1 {common.fmt(row["mean"], row["std"])}'
+        print(f'  {row["name"]:<18} {args.metric} '
+              f'{common.fmt(row["mean"], row["std"])}'
               f' ({row["n"]} seeds; ops {row["ops"]})')
     for rec in records:
         print(f'  search {rec["budget"]} seed {rec["seed"]}: searched '
