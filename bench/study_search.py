@@ -529,11 +529,44 @@ def drop_spread(records: list, ops) -> list:
     for budget in dict.fromkeys(r['budget'] for r in records):
         recs = [r for r in records if r['budget'] == budget]
         for op in ops:
-            drops = [100 * r['drops'][op] for r in recs if op in r['drops']]
+            drops = [r['drops'][op] for r in recs if op in r['drops']]
             alphas = [r['softmax_alpha'][op] for r in recs]
             out.append(dict(budget=budget, op=op, n=len(drops),
                             drop=common.mean_std(drops),
                             alpha=common.mean_std(alphas)))
+    return out
+
+
+def separation(records: list, ops) -> list:
+    """Per budget: does the search separate the ops? How often it picks
+    the same op, its mean rank, how far softmax(α) is from uniform, and the
+    drops' spread between ops against their spread across seeds."""
+    out = []
+    spread = drop_spread(records, ops)
+    for budget in dict.fromkeys(r['budget'] for r in records):
+        recs = [r for r in records if r['budget'] == budget]
+        picks = [r['searched'] for r in recs]
+        top = max(set(picks), key=picks.count)
+        means = [s['drop'][0] for s in spread if s['budget'] == budget]
+        stds = [s['drop'][1] for s in spread if s['budget'] == budget]
+        ranks = [r['rank_searched'] for r in recs
+                 if r['rank_searched'] is not None]
+        argmax_ranks = [r['rank_argmax'] for r in recs
+                        if r['rank_argmax'] is not None]
+        random_ranks = [r['rank_random'] for r in recs
+                        if r['rank_random'] is not None]
+        out.append(dict(
+            budget=budget, n=len(recs), picks=picks,
+            same=f'{picks.count(top)} of {len(picks)} ({top})',
+            mean_rank=common.mean_std(ranks)[0] if ranks else None,
+            mean_rank_argmax=(common.mean_std(argmax_ranks)[0]
+                              if argmax_ranks else None),
+            mean_rank_random=(common.mean_std(random_ranks)[0]
+                              if random_ranks else None),
+            alpha_max=max(max(r['softmax_alpha'].values()) for r in recs),
+            alpha_min=min(min(r['softmax_alpha'].values()) for r in recs),
+            drop_between=max(means) - min(means),
+            drop_seed_std=common.mean_std(stds)[0]))
     return out
 
 
@@ -581,7 +614,7 @@ def report(args, argv, machine, ops, rows, records) -> None:
             rec['budget'], rec['seed'], f'`{rec["searched"]}`',
             rec['rank_searched'], f'`{rec["argmax"]}`', rec['rank_argmax'],
             f'`{rec["random"]}`', rec['rank_random'], f'`{rec["best_op"]}`',
-            ', '.join(f'{op} {100 * d:+.2f}'
+            ', '.join(f'{op} {d:+.2f}'
                       for op, d in rec['drops'].items()),
             ', '.join(f'{rec["softmax_alpha"][op]:.3f}' for op in ops),
             rec['eval_batches']])
@@ -591,7 +624,7 @@ def report(args, argv, machine, ops, rows, records) -> None:
             'fixed ops (1 = best on that seed)',
             ['budget', 'seed', 'searched', 'rank', 'argmax α', 'rank',
              'random', 'rank', 'best fixed op', 'drops when masked '
-             '(points of α-part accuracy)',
+             '(points of the α part\'s metric)',
              'softmax(α) ' + '/'.join(ops), 'eval batches'], per_seed))
         spread = [[s['budget'], f'`{s["op"]}`',
                    common.fmt(*s['drop']), common.fmt(*s['alpha'], digits=3),
@@ -602,6 +635,19 @@ def report(args, argv, machine, ops, rows, records) -> None:
             'op\'s own top-1', ['budget', 'op', 'drop (points), mean ± std',
                                 'softmax(α), mean ± std',
                                 f'{label} of the op alone'], spread))
+        sections.append((
+            'Does the search separate the ops?',
+            ['budget', 'searched op per seed', 'same op', 'mean rank '
+             'searched', 'mean rank argmax', 'mean rank random',
+             'softmax(α) range over ops and seeds',
+             'drops: max − min of the ops\' means (points)',
+             'drops: mean std across seeds (points)'],
+            [[s['budget'], ', '.join(f'`{p}`' for p in s['picks']),
+              s['same'], _f(s['mean_rank']), _f(s['mean_rank_argmax']),
+              _f(s['mean_rank_random']),
+              f'{s["alpha_min"]:.3f}–{s["alpha_max"]:.3f}',
+              _f(s['drop_between']), _f(s['drop_seed_std'])]
+             for s in separation(records, ops)]))
         cost = []
         oracle_train = [by_name[f'op:{op}']['train_wall_s'] for op in ops
                         if f'op:{op}' in by_name]
@@ -689,6 +735,7 @@ def main(argv=None):
                                 rows)
     data = _load_json(path)
     data.update(seeds=records, drop_spread=drop_spread(records, ops),
+                separation=separation(records, ops),
                 ops=ops, magnitudes=mags)
     common._write_json(path, data)
     if not rows:
