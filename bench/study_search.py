@@ -203,24 +203,11 @@ def _shared_options(args) -> tuple:
 def _train_options(args, seed: int, epochs: int) -> list:
     """Seed and schedule; ``epochs`` is iterations for ``seg``."""
     if args.task == 'seg':
-        iters = epochs
-        warmup = max(1, min(20, iters // 5))
-        return [
-            f'randomness.seed={seed}',
-            f'train_cfg.max_iters={iters}',
-            f'train_cfg.val_interval={iters}',
-            f'param_scheduler.0.end={warmup}',
-            f'param_scheduler.1.begin={warmup}',
-            f'param_scheduler.1.end={iters}',
-            f'default_hooks.checkpoint.interval={iters}',
-            'default_hooks.checkpoint.max_keep_ckpts=1',
-        ] + common.LOG_EVERY_ITER
+        return ([f'randomness.seed={seed}'] +
+                common.iter_schedule_options(epochs) + common.LOG_EVERY_ITER)
     return [
         f'randomness.seed={seed}',
-        f'train_cfg.max_epochs={epochs}',
-        f'train_cfg.val_interval={epochs}',
-        'param_scheduler.milestones='
-        f'[{round(0.6 * epochs)},{round(0.8 * epochs)}]',
+        *common.epoch_schedule_options(epochs),
         f'train_dataloader.batch_size={args.batch_size}',
         f'train_dataloader.dataset.indices={args.train_subset}',
         'default_hooks.checkpoint.max_keep_ckpts=1',
