@@ -406,8 +406,9 @@ def seed_records(args, ops, results: dict) -> list:
             order = sorted(oracle, key=lambda op: -oracle[op])
 
             def rank(op):
-                # 1 = the seed's best fixed op; ties share the better rank
-                if op not in oracle:
+                # 1 = the seed's best fixed op; ties share the better rank;
+                # none until every op's run has finished
+                if op not in oracle or len(oracle) < len(ops):
                     return None
                 return 1 + sum(v > oracle[op] for v in oracle.values())
 
@@ -422,7 +423,7 @@ def seed_records(args, ops, results: dict) -> list:
                 rank_searched=rank(found['searched']['op']),
                 rank_argmax=rank(found['argmax']['op']),
                 rank_random=rank(random_op(ops, seed)),
-                best_op=order[0] if order else None,
+                best_op=order[0] if len(order) == len(ops) else None,
                 oracle_top1=oracle,
                 softmax_alpha=dict(zip(
                     sel['ops'], softmax(sel['alphas'][0]))),
