@@ -473,13 +473,15 @@ def test_study_scripts_help():
         assert '--jobs' in out and '--seeds' in out and '--device' in out
 
 
+# slow: five child processes (about 30 s); a check of a benchmark's probe
+@pytest.mark.slow
 def test_video_cost_cpu_peak_memory_grows_with_frames():
     """The CPU peak-memory probe of bench/bench_video_cost.py measures the
     step, not the process: more frames per image hold more activations."""
     import argparse
 
     import bench_video_cost as video_cost
-    args = argparse.Namespace(batch=2, crop=96, classes=10, depth=18,
+    args = argparse.Namespace(batch=2, crop=64, classes=10, depth=18,
                               threads=1, arms=['GSF', '3D'])
     one = video_cost.cpu_step_peaks(1, args)
     eight = video_cost.cpu_step_peaks(8, args)
