@@ -234,10 +234,7 @@ def build_jobs(args) -> list:
                 train_key = f'train/{name}/seed{seed}'
                 train_opts = model_opts + data_opts + [
                     f'randomness.seed={seed}',
-                    f'train_cfg.max_epochs={epochs}',
-                    f'train_cfg.val_interval={epochs}',
-                    'param_scheduler.milestones='
-                    f'[{round(0.6 * epochs)},{round(0.8 * epochs)}]',
+                    *common.epoch_schedule_options(epochs),
                     f'train_dataloader.batch_size={args.batch_size}',
                     'default_hooks.checkpoint.max_keep_ckpts=1',
                 ] + common.LOG_EVERY_ITER

@@ -147,6 +147,33 @@ def add_common_args(parser: argparse.ArgumentParser, name: str) -> None:
         help='print the command of every job that would run, run nothing')
 
 
+def epoch_schedule_options(epochs: int) -> List[str]:
+    """``--cfg-options`` of an epoch-based run of ``epochs``: validated at
+    the end, lr steps at 60 % and 80 % (the classification configs)."""
+    return [
+        f'train_cfg.max_epochs={epochs}',
+        f'train_cfg.val_interval={epochs}',
+        'param_scheduler.milestones='
+        f'[{round(0.6 * epochs)},{round(0.8 * epochs)}]',
+    ]
+
+
+def iter_schedule_options(iters: int) -> List[str]:
+    """``--cfg-options`` of an iteration-based run of ``iters`` (the
+    segmentation configs: a linear warm-up of at most 20 iterations, then
+    poly), validated and checkpointed at the end only."""
+    warmup = max(1, min(20, iters // 5))
+    return [
+        f'train_cfg.max_iters={iters}',
+        f'train_cfg.val_interval={iters}',
+        f'param_scheduler.0.end={warmup}',
+        f'param_scheduler.1.begin={warmup}',
+        f'param_scheduler.1.end={iters}',
+        f'default_hooks.checkpoint.interval={iters}',
+        'default_hooks.checkpoint.max_keep_ckpts=1',
+    ]
+
+
 def work_dir_of(study_dir: str, key: str) -> str:
     return osp.join(study_dir, 'runs', *key.split('/'))
 
@@ -409,7 +436,9 @@ def _schedule(todo, running, failed, results, keys, jobs, study_dir, n_jobs,
                 running[job.key] = (job, launch(job, study_dir, env),
                                     time.time())
                 todo.remove(job)
-                print(f'  start {job.key}', flush=True)
+                print(f'  start {job.key} ({len(running)} running, '
+                      f'{len(todo)} waiting, {len(results)} of {len(jobs)} '
+                      'done)', flush=True)
         time.sleep(0.5)
         for key, (job, proc, began) in list(running.items()):
             if proc.poll() is None:

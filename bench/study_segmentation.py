@@ -143,18 +143,10 @@ def build_jobs(args) -> list:
         for split in ('train', 'val', 'test')
     ]
     policy_path, frames = das_policy_file(args.study_dir)
-    warmup = max(1, min(20, args.iters // 5))
 
     def train_opts(iters: int) -> list:
-        return data_opts + [
-            f'train_cfg.max_iters={iters}',
-            f'train_cfg.val_interval={iters}',
-            f'param_scheduler.0.end={warmup}',
-            f'param_scheduler.1.begin={warmup}',
-            f'param_scheduler.1.end={iters}',
-            f'default_hooks.checkpoint.interval={iters}',
-            'default_hooks.checkpoint.max_keep_ckpts=1',
-        ] + common.LOG_EVERY_ITER
+        return (data_opts + common.iter_schedule_options(iters) +
+                common.LOG_EVERY_ITER)
 
     tta_eq = tta_config(args.study_dir, 'tta_scales', args.tta_eq_ratios,
                         False)

@@ -465,8 +465,115 @@ def test_segmentation_study_smoke(tmp_path):
     assert 'At equal inference cost (4 forward passes' in open(md).read()
 
 
+@pytest.mark.slow
+def test_search_study_smoke(tmp_path):
+    """bench/study_search.py end to end at tiny size: every arm has a row
+    with numbers, the searched/argmax/random arms are their op's oracle
+    run, a rerun runs nothing, and a new search budget runs only its
+    search."""
+    if not osp.isdir('/usr/share/datasets/fashion-mnist'):
+        pytest.skip('apt-get install dataset-fashion-mnist')
+    import random
+
+    import study_search
+    study, md, png = tmp_path / 's', tmp_path / 'r.md', tmp_path / 'r.png'
+    cmd = [sys.executable, osp.join(REPO, 'bench', 'study_search.py'),
+           '--device', 'cpu', '--seeds', '0', '--epochs', '1',
+           '--train-subset', '128', '--batch-size', '16', '--test-subset',
+           '64', '--test-batch', '16', '--width', '8', '--num-frames', '2',
+           '--jobs', '2', '--data-root', str(tmp_path / 'fmnist'),
+           '--study-dir', str(study), '--md', str(md), '--png', str(png)]
+    out = run_tool(cmd, timeout=1800).stdout
+    # 1 search, 5 oracle ops and the 2D arm (train + test each)
+    assert '13 jobs: 0 finished earlier, 13 to run' in out
+    with open(study / 'results.json') as f:
+        results = json.load(f)
+    ops = results['ops']
+    assert ops == ['identity', 'translate_x', 'translate_y', 'scale',
+                   'rotate']
+    assert results['magnitudes'] == dict(identity=0.0, translate_x=0.05,
+                                         translate_y=0.05, scale=1.05,
+                                         rotate=5.0)
+    rows = {r['name']: r for r in results['summary']}
+    assert list(rows) == [f'op:{op}' for op in ops] + [
+        'random', 'oracle_best', 'searched@base', 'argmax@base', 'plain']
+    text = open(md).read()
+    for name, row in rows.items():
+        assert row['n'] == 1 and 0 <= row['mean'] <= 100, row
+        assert f'| `{name}` |' in text and f"{row['mean']:.2f}" in text
+    tests = {r['key']: r for r in results['runs'] if r['tool'] == 'test'}
+    assert len(tests) == 6  # no extra training for a reused arm
+    # reuse: the searched and argmax arms are the oracle run of the op the
+    # search wrote, the random arm that of the seed's own draw
+    work = study / 'runs' / 'search' / 'base' / 'seed0'
+    for kind, name in (('searched', 'policy.json'),
+                       ('argmax', 'policy_argmax.json')):
+        with open(work / name) as f:
+            op = json.load(f)['transforms'][0]['op']
+        assert rows[f'{kind}@base']['test_keys'] == [f'test/op_{op}/seed0']
+    drawn = random.Random(0).choice(ops)
+    assert drawn == study_search.random_op(ops, 0)
+    assert rows['random']['test_keys'] == [f'test/op_{drawn}/seed0']
+    record, = results['seeds']
+    assert set(record['drops']) == set(ops)
+    assert sum(record['softmax_alpha'].values()) == pytest.approx(1.0)
+    assert 1 <= record['rank_searched'] <= 5
+    assert record['oracle_top1'][record['searched']] == rows[
+        'searched@base']['mean']
+    assert 'search / oracle' in text
+    assert os.path.getsize(png) > 1000
+    # resumable: a rerun runs nothing; a second budget only its search
+    out = run_tool(cmd, timeout=600).stdout
+    assert '13 jobs: 13 finished earlier, 0 to run' in out
+    out = run_tool(cmd + ['--budget', 'base', 'lr=3e-3,eval=all'],
+                   timeout=600).stdout
+    assert '14 jobs: 13 finished earlier, 1 to run' in out
+    assert 'start search/lr=3e-3,eval=all/seed0' in out
+    with open(study / 'results.json') as f:
+        names = [r['name'] for r in json.load(f)['summary']]
+    assert 'searched@lr=3e-3,eval=all' in names
+
+
+def test_search_study_budgets_and_unmatched_policy(tmp_path):
+    """A search budget parses to the search's options; a searched policy
+    that is no oracle arm's (e.g. a learnt magnitude) is trained on its
+    own, a matching one is not."""
+    import study_search
+    args = study_search.parse_args([
+        '--study-dir', str(tmp_path), '--budget', 'base',
+        'lr=3e-3,epochs=8,eval=all'])
+    base, other = args.budgets
+    assert base == dict(name='base', lr=None, epochs=None, eval=None)
+    assert other == dict(name='lr=3e-3,epochs=8,eval=all', lr=3e-3,
+                         epochs=8, eval='all')
+    with pytest.raises(SystemExit):
+        study_search.parse_budget('lr')
+    job = study_search.search_job(args, other, 1)
+    assert 'das_search.arch_optimizer.lr=0.003' in job.options
+    assert 'das_search.selection.eval_batches=None' in job.options
+    assert 'train_cfg.max_epochs=8' in job.options
+    assert 'train_cfg.val_interval=9' in job.options  # no supernet val
+    ops, mags, _ = study_search.search_space(args.cfg['search'])
+    study_search.write_oracle_policies(args, ops, mags)
+    work = common.work_dir_of(str(tmp_path), 'search/base/seed0')
+    os.makedirs(work)
+    with open(osp.join(work, common.RESULT_FILE), 'w') as f:
+        json.dump(dict(signature={}), f)
+    DASPolicy([dict(op='scale', magnitude=1.05)], num_frames=4).dump(
+        osp.join(work, 'policy_argmax.json'))
+    DASPolicy([dict(op='scale', magnitude=1.07)], num_frames=4).dump(
+        osp.join(work, 'policy.json'))
+    paths = {op: study_search.policy_path(str(tmp_path), op) for op in ops}
+    found = study_search.searched_policies(args, paths, base, 0)
+    assert found['argmax']['oracle'] and not found['searched']['oracle']
+    extra = study_search.extra_jobs(args, base, 0, found)
+    assert [j.key for j in extra] == ['train/searched_base/seed0',
+                                      'test/searched_base/seed0']
+
+
 def test_study_scripts_help():
-    for name in ('study_classification.py', 'study_segmentation.py'):
+    for name in ('study_classification.py', 'study_segmentation.py',
+                 'study_search.py'):
         out = subprocess.run(
             [sys.executable, osp.join(REPO, 'bench', name), '--help'],
             capture_output=True, text=True, check=True).stdout
