@@ -196,6 +196,10 @@ def test_mmpretrain_config_tests(cls_run, tiny_cls_root, tmp_path):
                for p in preds)
 
 
+# slow: README's main command end to end (pretraining, training, test,
+# pictures), about a minute; the quick suite trains the demo config itself
+# in test_bad_inputs.py and checks its pieces in this file
+@pytest.mark.slow
 def test_run_demo_end_to_end(tmp_path):
     data_root = str(tmp_path / 'data')
     work_dir = str(tmp_path / 'demo')

@@ -113,8 +113,9 @@ def main():
         runner = Runner.from_cfg(cfg)
     else:
         runner = RUNNERS.build(cfg)
-    if das_step_summary(cfg):  # what a DAS step asks of each GPU
-        print_log(das_step_summary(cfg), logger='current')
+    step_summary = das_step_summary(cfg)  # what a DAS step asks of a GPU
+    if step_summary:
+        print_log(step_summary, logger='current')
     try:
         with report_lost_ranks(cfg):  # a lost rank ends the run, named
             runner.train()

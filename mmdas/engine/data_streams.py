@@ -12,6 +12,35 @@ import numpy as np
 import torch
 
 
+def get_rng_state(cuda: bool = True) -> dict:
+    """The states of Python's, numpy's and torch's (CPU and, with ``cuda``
+    where CUDA is initialised, every GPU's) global generators."""
+    state = dict(
+        python=random.getstate(),
+        numpy=np.random.get_state(),
+        torch=torch.get_rng_state())
+    if cuda and torch.cuda.is_available() and torch.cuda.is_initialized():
+        state['cuda'] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    """Restore what :func:`get_rng_state` returned (a checkpoint's lists
+    are taken for Python's tuples)."""
+    random.setstate(_as_tuples(state['python']))
+    np.random.set_state(state['numpy'])
+    torch.set_rng_state(state['torch'])
+    if state.get('cuda') is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state['cuda'])
+
+
+def _as_tuples(value):
+    # random.setstate needs tuples; a checkpoint keeps them, but be lenient
+    if isinstance(value, (list, tuple)):
+        return tuple(_as_tuples(v) for v in value)
+    return value
+
+
 class RngStream:
     """Own states of Python's, numpy's and torch's (CPU) global RNGs.
 
@@ -32,24 +61,12 @@ class RngStream:
             torch=gen.get_state())
 
     def __enter__(self):
-        self.outside = dict(
-            python=random.getstate(),
-            numpy=np.random.get_state(),
-            torch=torch.get_rng_state())
-        self._set(self.state)
+        self.outside = get_rng_state(cuda=False)
+        set_rng_state(self.state)
 
     def __exit__(self, *exc):
-        self.state = dict(
-            python=random.getstate(),
-            numpy=np.random.get_state(),
-            torch=torch.get_rng_state())
-        self._set(self.outside)
-
-    @staticmethod
-    def _set(state):
-        random.setstate(state['python'])
-        np.random.set_state(state['numpy'])
-        torch.set_rng_state(state['torch'])
+        self.state = get_rng_state(cuda=False)
+        set_rng_state(self.outside)
 
     # checkpoints hold only tensors and plain Python values
     def state_dict(self) -> dict:

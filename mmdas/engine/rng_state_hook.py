@@ -7,48 +7,17 @@ order and the augmentations then repeat, but torch's generator (dropout,
 ``torch.rand`` in the model) restarts where the seed puts it, not where the
 interrupted run was: α and weights drift apart from the first resumed step.
 """
-import random
 from typing import Optional
 
-import numpy as np
-import torch
 from mmengine.dist import get_world_size
 from mmengine.hooks import Hook
 from mmengine.runner import IterBasedTrainLoop
 
 from mmdas.registry import HOOKS
+from .data_streams import get_rng_state, set_rng_state
 
 #: Key of the random state in a checkpoint.
 RNG_KEY = 'rng_state'
-
-
-def get_rng_state() -> dict:
-    """The states of Python's, numpy's and torch's (CPU, CUDA) generators."""
-    state = dict(
-        python=random.getstate(),
-        numpy=np.random.get_state(),
-        torch=torch.get_rng_state())
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state['cuda'] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict) -> None:
-    """Restore what :func:`get_rng_state` returned."""
-    random.setstate(_as_tuples(state['python']))
-    np.random.set_state(state['numpy'])
-    torch.set_rng_state(state['torch'])
-    if state.get('cuda') is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state['cuda'])
-
-
-def _as_tuples(value):
-    # random.setstate needs tuples; a checkpoint keeps them, but be lenient
-    if isinstance(value, list):
-        return tuple(_as_tuples(v) for v in value)
-    if isinstance(value, tuple):
-        return tuple(_as_tuples(v) for v in value)
-    return value
 
 
 class _RestoreBeforeBatch:
