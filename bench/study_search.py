@@ -502,7 +502,8 @@ def arm_rows(args, ops, results: dict, records: list) -> list:
                        f'test/{kind}_{budget["name"]}/seed{rec["seed"]}')
                 per_seed[rec['seed']] = (op, key)
             what = ('perturbation selection (policy.json)'
-                    if kind == 'searched' else 'argmax α (policy_argmax.json)')
+                    if kind == 'searched' else
+                    'argmax α (policy_argmax.json)')
             add(f'{kind}@{budget["name"]}',
                 f'DAS + GSF, the search\'s {what}', per_seed)
     add('plain', args.cfg['plain_what'],
@@ -658,13 +659,13 @@ def report(args, argv, machine, ops, rows, records) -> None:
                       'oracle: 5 trainings, wall s', 'search / oracle (wall)'],
             cost))
     notes = [
-        setting(args) + ' The searched, argmax and random arms reuse the oracle run of their '
-        'op (same op, magnitude, T, seed and config, checked); '
+        setting(args) + ' The searched, argmax and random arms reuse the '
+        'oracle run of their op (same op, magnitude, T, seed and config, checked); '
         '`oracle_best` is chosen on the test set and so is optimistic. '
         'Drops are the selection\'s: the α part\'s '
         + ('accuracy' if args.task == 'cls' else 'pixel accuracy') +
-        ' with nothing masked minus with the op masked, in points. Times were taken with '
-        f'{args.jobs} runs sharing the device ({args.device}); compare '
+        ' with nothing masked minus with the op masked, in points. Times '
+        f'were taken with {args.jobs} runs sharing the device ({args.device}); compare '
         'within this report.'
     ]
     common.write_report(args.md, 'Does the search pay? (' + (
