@@ -660,12 +660,14 @@ def report(args, argv, machine, ops, rows, records) -> None:
             cost))
     notes = [
         setting(args) + ' The searched, argmax and random arms reuse the '
-        'oracle run of their op (same op, magnitude, T, seed and config, checked); '
+        'oracle run of their op (same op, magnitude, T, seed and config, '
+        'checked); '
         '`oracle_best` is chosen on the test set and so is optimistic. '
         'Drops are the selection\'s: the α part\'s '
         + ('accuracy' if args.task == 'cls' else 'pixel accuracy') +
         ' with nothing masked minus with the op masked, in points. Times '
-        f'were taken with {args.jobs} runs sharing the device ({args.device}); compare '
+        f'were taken with {args.jobs} runs sharing the device '
+        f'({args.device}); compare '
         'within this report.'
     ]
     common.write_report(args.md, 'Does the search pay? (' + (
