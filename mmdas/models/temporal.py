@@ -229,6 +229,65 @@ def _fusion_stats(x: Tensor, gate: Tensor) -> tuple:
     return stats.permute(0, 2, 3, 4, 1).reshape(n, 4, -1, t), gx, mx
 
 
+class _ToChannelsLast(torch.autograd.Function):
+    """A channels_last copy whose gradient comes back in the input's
+    (NCHW) layout, so the passes before it stay in one layout."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:
+        out = x.contiguous(memory_format=torch.channels_last)
+        # (1x1 maps are both layouts: a copy all the same, for the ReLU)
+        return x.clone() if out is x else out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:
+        return grad.contiguous()
+
+
+class _GateTaps(torch.autograd.Function):
+    """``tanh(sum_k taps[:, t + k - kT//2, :, k] + bias)``: GSF's gate from
+    the per-tap outputs of its 2D conv, ``[N, T, 2, kT, H, W]`` ->
+    ``[N, T, 2, H, W]``, zero outside the clip. One function (autograd would
+    record a node and a zero-filled copy per slice of the sum); it keeps
+    only the gate, whose backward is the opposite shift of ``dtanh``."""
+
+    @staticmethod
+    def forward(ctx, taps: Tensor, bias: Tensor) -> Tensor:
+        t, kt = taps.shape[1], taps.shape[3]
+        mid = kt // 2
+        gate = taps[:, :, :, mid] + bias.to(taps.dtype).view(1, 1, 2, 1, 1)
+        for k in range(kt):  # frame t reads frame t + k - mid
+            step = k - mid
+            if step > 0:
+                gate[:, :t - step] += taps[:, step:, :, k]
+            elif step < 0:
+                gate[:, -step:] += taps[:, :t + step, :, k]
+        gate.tanh_()
+        ctx.save_for_backward(gate)
+        ctx.kt, ctx.bias_dtype = kt, bias.dtype
+        return gate
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        gate, = ctx.saved_tensors
+        kt = ctx.kt
+        t, mid = gate.shape[1], kt // 2
+        d_pre = grad * (1 - gate * gate)
+        d_taps = gate.new_empty(*gate.shape[:3], kt, *gate.shape[3:])
+        for k in range(kt):  # the transpose: tap k of frame u feeds u - step
+            step, dst = k - mid, d_taps[:, :, :, k]
+            if step > 0:
+                dst[:, step:].copy_(d_pre[:, :t - step])
+                dst[:, :step].zero_()
+            elif step < 0:
+                dst[:, :t + step].copy_(d_pre[:, -step:])
+                dst[:, t + step:].zero_()
+            else:
+                dst.copy_(d_pre)
+        d_bias = d_pre.sum((0, 1, 3, 4)).to(ctx.bias_dtype)
+        return d_taps, d_bias
+
+
 class _GatedFusion(torch.autograd.Function):
     """Steps 2 to 5 of :class:`GateShiftFuse`, as one function.
 
@@ -287,15 +346,15 @@ class _GatedFusion(torch.autograd.Function):
         x = xg.view(*lead, h, w)
         g = gate.view(n, t, 2, *[1] * (len(lead) - 3), h, w)
         sw = (scale * weight).permute(0, 3, 1, 2).reshape(*lead, 1, 1)
-        y = x * g
-        r = x - y
-        # dz/dw = s (y' - r); y' is y shifted, r is overwritten in place
-        r.neg_()
-        r[:, :-1, 0] += y[:, 1:, 0]
-        r[:, 1:, 1] += y[:, :-1, 1]
-        del y  # (activation-sized temporaries: free each when done)
-        grad_w = scale * (dz * r).sum((-2, -1))  # lead
-        del r
+        sa = scale - sw  # s (1 - w)
+        # dz/dw = s (y' - r) with y = g x, r = x - y: -r then + y', in one
+        # buffer; each pass below reads and writes as few full-size tensors
+        # as eager PyTorch allows (they are memory-bound)
+        q = torch.mul(x, g - 1)
+        q[:, :-1, 0].addcmul_(x[:, 1:, 0], g[:, 1:, 0])
+        q[:, 1:, 1].addcmul_(x[:, :-1, 1], g[:, :-1, 1])
+        grad_w = scale * q.mul_(dz).sum((-2, -1))  # lead
+        del q  # (activation-sized temporaries: free each when done)
         # through the sigmoid and the fusion conv to the statistics
         grad_w = grad_w.reshape(n, t, 2, -1).permute(0, 2, 3, 1)
         grad_logits = (grad_w * weight * (1 - weight)).contiguous()
@@ -311,19 +370,20 @@ class _GatedFusion(torch.autograd.Function):
         d_gx[:, 1:, 0] += d_shifted[:, :-1, 0]
         d_gx[:, :-1, 1] += d_shifted[:, 1:, 1]
         hw = h * w
-        d_gx = (d_gx / hw).reshape(*lead, 1, 1)
-        d_mx = (d_r / hw).reshape(*lead, 1, 1)
-        # dz/dy' = s w, dz/dr = s (1 - w); y' -> y is the opposite shift
-        d = torch.mul(dz, scale - sw).neg_()  # -dL/dr
+        # contiguous: the full-size results below take their layout from
+        # these first operands, and must match dz's and x's
+        d_gx = (d_gx / hw).reshape(*lead, 1, 1).contiguous()
+        d_mx = (d_r / hw).reshape(*lead, 1, 1).contiguous()
+        # d = dL/dy - dL/dr: dz/dy' = s w (y' -> y is the opposite shift),
+        # dz/dr = s (1 - w), plus what the mean of g x adds to dL/dy
+        d = torch.addcmul(d_gx, dz, sa, value=-1)
         d[:, 1:, 0].addcmul_(dz[:, :-1, 0], sw[:, :-1, 0])
         d[:, :-1, 1].addcmul_(dz[:, 1:, 1], sw[:, 1:, 1])
-        # d = dL/dy - dL/dr, plus what the mean of g x adds to dL/dy
-        d += d_gx
         # dL/dx = dL/dr + g d (+ the mean of x); dL/dg = sum_c x d
         grad_x = torch.empty_like(xg)
-        gxv = torch.mul(dz, scale - sw, out=grad_x.view(*lead, h, w))
-        gxv.add_(d_mx).addcmul_(g, d)
-        grad_g = (x * d).sum(tuple(range(3, len(lead))))
+        gxv = torch.addcmul(d_mx, dz, sa, out=grad_x.view(*lead, h, w))
+        gxv.addcmul_(g, d)
+        grad_g = d.mul_(x).sum(tuple(range(3, len(lead))))
         if d_fw is not None:
             d_fw = d_fw.to(fuse_weight.dtype)
         if d_fb is not None:
@@ -450,49 +510,53 @@ class GateShiftFuse(nn.Module):
         if hasattr(self.bn, 'reset_parameters'):
             self.bn.reset_parameters()
 
-    def _gate_logits(self, x: Tensor, n: int) -> Tensor:
-        """``gate_conv`` (3x3x3, 2 groups, zero padded) of ``[N*T, C', H, W]``
-        frames as one 2D conv plus a shift-and-sum over time: ``[N, T, 2, H,
-        W]``.
+    def _gate(self, x: Tensor, n: int) -> Tensor:
+        """``tanh(gate_conv(x))`` (3x3x3, 2 groups, zero padded) of ``[N*T,
+        C', H, W]`` frames as one 2D conv plus a shift-and-sum over time:
+        ``[N, T, 2, H, W]``.
 
         Why: CPU backends run a 2-output grouped Conv3d through a slow
         vol2col path (it dominated GSF's cost); the 2D conv with the temporal
         taps as extra output channels does the same arithmetic with the fast
-        2D kernels. The parameters stay those of the official ``Conv3d``.
+        2D kernels. Taps that can only read the zero padding (all but the
+        middle one at T = 1) are not computed. The parameters stay those of
+        the official ``Conv3d``.
         """
         weight, bias = self.gate_conv.weight, self.gate_conv.bias
         kt, t = weight.shape[2], self.num_frames
+        # taps k with |k - kT//2| < T can read a frame of the clip
+        first = max(kt // 2 - t + 1, 0)
+        weight = weight[:, :, first:kt - first]
         # [2, C'/2, kT, 3, 3] -> [2*kT, C'/2, 3, 3], out channel = g*kT + k
-        taps = weight.transpose(1, 2).reshape(2 * kt, -1, *weight.shape[3:])
+        taps = weight.transpose(1, 2).reshape(-1, *weight.shape[1:2],
+                                              *weight.shape[3:])
         out = F.conv2d(x, taps, None, padding=self.gate_conv.padding[1:],
                        groups=2)
-        out = out.view(n, t, 2, kt, *out.shape[2:])
-        # tap k reads frame t + k - kT//2, zero outside the clip: slices of
-        # one sum (the gate is 2 channels, a small tensor)
-        mid = kt // 2
-        gate = out[:, :, :, mid] + bias.view(1, 1, 2, 1, 1)
-        for k in range(kt):
-            step = k - mid
-            if step > 0:
-                gate[:, :t - step] += out[:, step:, :, k]
-            elif step < 0:
-                gate[:, -step:] += out[:, :t + step, :, k]
-        return gate
+        return _GateTaps.apply(out.view(n, t, 2, -1, *out.shape[2:]), bias)
 
     def forward(self, x: Tensor) -> Tensor:
         nt, c, h, w = x.shape
         n = _frames_per_clip(nt, self.num_frames, 'GateShiftFuse')
         cg = self.gsf_channels
-        # split: its backward is one cat of the two gradients. The gated
-        # part is copied once (the gate's BN and the fusion's backward keep
-        # this copy), so the conv output itself need not be kept.
-        xg, rest = x.split([cg, c - cg], dim=1)
-        xg = xg.contiguous(memory_format=torch.channels_last)
-        gate = torch.tanh(self._gate_logits(F.relu(self.bn(xg)), n))
         # the output keeps the input's layout (channels_last or not)
-        fmt = (torch.channels_last if x.dim() == 4 and not x.is_contiguous()
+        fmt = (torch.channels_last if not x.is_contiguous()
                and x.is_contiguous(memory_format=torch.channels_last) else
                torch.contiguous_format)
+        # split: its backward is one cat of the two gradients. The gated
+        # part is copied once, in the input's layout (the gate's BN and the
+        # fusion's backward keep this copy), so the conv output itself need
+        # not be kept. One layout for every element-wise pass: mixing
+        # channels_last and NCHW operands makes each pass a slow strided one
+        # (2.3x slower GSF at [32, 256, 28, 28] on a CPU).
+        xg, rest = x.split([cg, c - cg], dim=1)
+        xg = xg.contiguous(memory_format=fmt)
+        # only the gate conv runs channels_last (oneDNN's grouped conv is 4-7x
+        # faster so on a CPU); ReLU in place on that copy, so the conv and
+        # the ReLU keep one tensor between them
+        act = self.bn(xg)
+        if fmt is not torch.channels_last:
+            act = _ToChannelsLast.apply(act)
+        gate = self._gate(F.relu(act, inplace=True), n)
         return _GatedFusion.apply(xg, rest, gate, self.fuse_conv.weight,
                                   self.fuse_conv.bias,
                                   2. if self.rescale_fusion else 1.,
