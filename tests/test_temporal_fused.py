@@ -123,6 +123,52 @@ def test_fused_gsf_equals_the_plain_autograd_gsf(interleave, train, channels,
         assert torch.allclose(getattr(gsf.bn, name).float(), buf.float())
 
 
+@pytest.mark.parametrize('bn_cfg, train', [
+    (dict(momentum=None), True),  # cumulative moving average
+    (dict(track_running_stats=False), True),
+    (dict(track_running_stats=False), False),  # batch statistics in eval
+    (dict(affine=False), True),
+    (dict(affine=False), False),
+])
+def test_fused_gsf_bn_statistics_and_gradients_match_a_plain_bn(
+        bn_cfg, train):
+    """The gate branch with a plain BN runs as one function that recomputes
+    its activation in backward; it normalises and updates the running
+    statistics as ``nn.BatchNorm2d`` does, for every BN setting."""
+    outs = []
+    for run in ('fused', 'reference'):
+        torch.manual_seed(0)
+        gsf = GateShiftFuse(16, 2, init='official', norm_cfg=dict(
+            type='BN', **bn_cfg)).train(train)
+        with torch.no_grad():
+            gsf.gate_conv.weight.normal_(0., 0.3)
+        x = torch.randn(4, 16, 5, 6) * 2 + 0.5
+        fn = gsf if run == 'fused' else (lambda v, m=gsf: _old_gsf(m, v))
+        for _ in range(2):  # two steps: the running statistics move twice
+            outs.append(_forward_backward(fn, gsf, x) +
+                        ({k: v.clone() for k, v in gsf.bn.named_buffers()}, ))
+    half = len(outs) // 2
+    for (out, gx, grads, bufs), (ref, ref_gx, ref_grads, ref_bufs) in zip(
+            outs[:half], outs[half:]):
+        assert torch.allclose(out, ref, atol=1e-5, rtol=1e-5)
+        assert torch.allclose(gx, ref_gx, atol=1e-4, rtol=1e-4)
+        assert grads.keys() == ref_grads.keys()
+        for name, grad in ref_grads.items():
+            assert torch.allclose(grads[name], grad, atol=1e-4,
+                                  rtol=1e-4), name
+        assert bufs.keys() == ref_bufs.keys()
+        for name, buf in ref_bufs.items():  # (count exact, stats to ulps)
+            assert torch.allclose(bufs[name].double(), buf.double(),
+                                  rtol=1e-6, atol=1e-7), name
+
+
+def test_fused_gsf_gradients_pass_gradcheck_in_train_mode():
+    # BN on batch statistics: the recomputed activation's backward
+    gsf = _random_gsf(8, 3, gsf_ratio=0.5).double().train()
+    x = torch.randn(6, 8, 3, 3, dtype=torch.double, requires_grad=True)
+    assert torch.autograd.gradcheck(gsf, (x, ))
+
+
 def test_fused_gsf_gradients_pass_gradcheck():
     # small enough for the numerical Jacobian (one forward per element):
     # 2 clips of 3 frames, 4 gated channels of 8 (the interleave needs 4)

@@ -244,6 +244,100 @@ class _ToChannelsLast(torch.autograd.Function):
         return grad.contiguous()
 
 
+class _BNReLUGateConv(torch.autograd.Function):
+    """``conv2d(relu(bn(x)))`` of GSF's gate branch for a plain
+    ``nn.BatchNorm2d``, keeping only ``x`` (which the fusion keeps anyway)
+    and BN's statistics: the normalised, rectified copy the conv and the ReLU
+    would keep is recomputed in the backward pass (two cheap passes over a
+    quarter of the block's channels), so GSF keeps one quarter-copy of its
+    block less.
+
+    ``bn`` is the module: its own forward runs once, so the running
+    statistics move exactly as in a plain call. The conv runs channels_last
+    (oneDNN's grouped conv is 4-7x faster so on a CPU), the rest in ``x``'s
+    layout.
+    """
+
+    @staticmethod
+    def forward(ctx, x, bn_weight, bn_bias, conv_weight, bn, padding):
+        act, mean, invstd, batch_stats = _batch_norm_with_stats(bn, x)
+        act = act.contiguous(memory_format=torch.channels_last)
+        out = F.conv2d(act.relu_(), conv_weight.to(act.dtype), None,
+                       padding=padding, groups=2)
+        ctx.save_for_backward(x, bn_weight, bn_bias, conv_weight, mean,
+                              invstd)
+        ctx.padding, ctx.eps, ctx.batch_stats = padding, bn.eps, batch_stats
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, bn_weight, bn_bias, conv_weight, mean, invstd = ctx.saved_tensors
+        need = ctx.needs_input_grad
+        # relu(bn(x)) again, channels_last, in the dtype the conv ran in
+        scale = invstd if bn_weight is None else invstd * bn_weight
+        shift = -mean * scale
+        if bn_bias is not None:
+            shift = shift + bn_bias
+        act = torch.empty_like(x, dtype=grad.dtype,
+                               memory_format=torch.channels_last)
+        torch.addcmul(shift.view(1, -1, 1, 1), x, scale.view(1, -1, 1, 1),
+                      out=act).relu_()
+        d_act, d_conv, _ = torch.ops.aten.convolution_backward(
+            grad, act, conv_weight.to(grad.dtype), None, [1, 1],
+            ctx.padding, [1, 1], False, [0, 0], 2,
+            [need[0] or need[1] or need[2], need[3], False])
+        d_x = d_w = d_b = None
+        if d_act is not None:
+            d_act = torch.ops.aten.threshold_backward(d_act, act, 0)
+            del act
+            d_act = d_act.contiguous(memory_format=_layout(x))
+            d_x, d_w, d_b = torch.ops.aten.native_batch_norm_backward(
+                d_act, x, bn_weight, None if ctx.batch_stats else mean,
+                None if ctx.batch_stats else invstd.pow(-2) - ctx.eps, mean,
+                invstd, ctx.batch_stats, ctx.eps,
+                [need[0], need[1] and bn_weight is not None,
+                 need[2] and bn_bias is not None])
+        if d_conv is not None:
+            d_conv = d_conv.to(conv_weight.dtype)
+        return d_x, d_w, d_b, d_conv, None, None
+
+
+def _batch_norm_with_stats(bn: nn.BatchNorm2d, x: Tensor) -> tuple:
+    """``bn(x)``, with the same running-statistics update as
+    ``_BatchNorm.forward``, plus the mean and inverse std it normalised with
+    and whether they were the batch's.
+
+    ``F.batch_norm`` returns the output only; the backward pass needs the
+    statistics, and computing them again costs a slow reduction (3x BN's
+    own forward on ``[32, 64, 28, 28]``).
+    """
+    factor = 0. if bn.momentum is None else bn.momentum
+    if bn.training and bn.track_running_stats \
+            and bn.num_batches_tracked is not None:
+        bn.num_batches_tracked.add_(1)
+        if bn.momentum is None:  # cumulative moving average
+            factor = 1. / float(bn.num_batches_tracked)
+    batch_stats = bn.training or (bn.running_mean is None
+                                  and bn.running_var is None)
+    tracked = not bn.training or bn.track_running_stats
+    running_mean = bn.running_mean if tracked else None
+    running_var = bn.running_var if tracked else None
+    out, mean, invstd = torch.ops.aten.native_batch_norm(
+        x, bn.weight, bn.bias, running_mean, running_var, batch_stats,
+        factor, bn.eps)
+    if not batch_stats:  # (empty on some backends): the running ones
+        mean = running_mean.clone()
+        invstd = torch.rsqrt(running_var + bn.eps)
+    return out, mean, invstd, batch_stats
+
+
+def _layout(x: Tensor):
+    """``x``'s memory format: channels_last or contiguous."""
+    return (torch.channels_last if x.dim() == 4 and not x.is_contiguous()
+            and x.is_contiguous(memory_format=torch.channels_last) else
+            torch.contiguous_format)
+
+
 class _GateTaps(torch.autograd.Function):
     """``tanh(sum_k taps[:, t + k - kT//2, :, k] + bias)``: GSF's gate from
     the per-tap outputs of its 2D conv, ``[N, T, 2, kT, H, W]`` ->
@@ -511,9 +605,11 @@ class GateShiftFuse(nn.Module):
             self.bn.reset_parameters()
 
     def _gate(self, x: Tensor, n: int) -> Tensor:
-        """``tanh(gate_conv(x))`` (3x3x3, 2 groups, zero padded) of ``[N*T,
-        C', H, W]`` frames as one 2D conv plus a shift-and-sum over time:
-        ``[N, T, 2, H, W]``.
+        """``tanh(gate_conv(relu(bn(x))))`` (3x3x3, 2 groups, zero padded) of
+        ``[N*T, C', H, W]`` frames as one 2D conv plus a shift-and-sum over
+        time: ``[N, T, 2, H, W]``. The conv runs channels_last (oneDNN's
+        grouped conv is 4-7x faster so on a CPU), BN and ReLU in ``x``'s
+        layout.
 
         Why: CPU backends run a 2-output grouped Conv3d through a slow
         vol2col path (it dominated GSF's cost); the 2D conv with the temporal
@@ -530,18 +626,23 @@ class GateShiftFuse(nn.Module):
         # [2, C'/2, kT, 3, 3] -> [2*kT, C'/2, 3, 3], out channel = g*kT + k
         taps = weight.transpose(1, 2).reshape(-1, *weight.shape[1:2],
                                               *weight.shape[3:])
-        out = F.conv2d(x, taps, None, padding=self.gate_conv.padding[1:],
-                       groups=2)
+        padding = self.gate_conv.padding[1:]
+        if type(self.bn) is nn.BatchNorm2d:
+            out = _BNReLUGateConv.apply(x, self.bn.weight, self.bn.bias,
+                                        taps, self.bn, padding)
+        else:  # any other norm (SyncBN, GN, ...): plain autograd
+            act = self.bn(x)
+            if _layout(x) is not torch.channels_last:
+                act = _ToChannelsLast.apply(act)
+            out = F.conv2d(F.relu(act, inplace=True), taps, None,
+                           padding=padding, groups=2)
         return _GateTaps.apply(out.view(n, t, 2, -1, *out.shape[2:]), bias)
 
     def forward(self, x: Tensor) -> Tensor:
         nt, c, h, w = x.shape
         n = _frames_per_clip(nt, self.num_frames, 'GateShiftFuse')
         cg = self.gsf_channels
-        # the output keeps the input's layout (channels_last or not)
-        fmt = (torch.channels_last if not x.is_contiguous()
-               and x.is_contiguous(memory_format=torch.channels_last) else
-               torch.contiguous_format)
+        fmt = _layout(x)  # the output keeps the input's layout
         # split: its backward is one cat of the two gradients. The gated
         # part is copied once, in the input's layout (the gate's BN and the
         # fusion's backward keep this copy), so the conv output itself need
@@ -550,13 +651,7 @@ class GateShiftFuse(nn.Module):
         # (2.3x slower GSF at [32, 256, 28, 28] on a CPU).
         xg, rest = x.split([cg, c - cg], dim=1)
         xg = xg.contiguous(memory_format=fmt)
-        # only the gate conv runs channels_last (oneDNN's grouped conv is 4-7x
-        # faster so on a CPU); ReLU in place on that copy, so the conv and
-        # the ReLU keep one tensor between them
-        act = self.bn(xg)
-        if fmt is not torch.channels_last:
-            act = _ToChannelsLast.apply(act)
-        gate = self._gate(F.relu(act, inplace=True), n)
+        gate = self._gate(xg, n)
         return _GatedFusion.apply(xg, rest, gate, self.fuse_conv.weight,
                                   self.fuse_conv.bias,
                                   2. if self.rescale_fusion else 1.,
