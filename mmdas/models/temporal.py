@@ -401,7 +401,9 @@ class _GatedFusion(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, xg, rest, gate, fuse_weight, fuse_bias, scale,
-                interleave, memory_format):
+                interleave, memory_format, out=None):
+        # out: the block tensor whose gated channels are overwritten in
+        # place (by :class:`_GateShiftFuseFn`); None: a new output
         nt, cg, h, w = xg.shape
         n, t = gate.shape[:2]
         ctx.gate_dtype = gate.dtype  # (autocast: the gate may be float32)
@@ -410,9 +412,11 @@ class _GatedFusion(torch.autograd.Function):
         weight = torch.sigmoid(
             F.conv2d(stats, fuse_weight.to(stats.dtype),
                      fuse_bias.to(stats.dtype), padding=1, groups=2))
-        out = torch.empty((nt, cg + rest.shape[1], h, w), dtype=rest.dtype,
-                          device=rest.device, memory_format=memory_format)
-        out[:, cg:].copy_(rest)
+        if out is None:
+            out = torch.empty((nt, cg + rest.shape[1], h, w),
+                              dtype=rest.dtype, device=rest.device,
+                              memory_format=memory_format)
+            out[:, cg:].copy_(rest)
         dst = _fused_view(out[:, :cg], n, t, interleave)
         lead = dst.shape[:-2]
         x = xg.view(*lead, h, w)
@@ -474,7 +478,10 @@ class _GatedFusion(torch.autograd.Function):
         d[:, 1:, 0].addcmul_(dz[:, :-1, 0], sw[:, :-1, 0])
         d[:, :-1, 1].addcmul_(dz[:, 1:, 1], sw[:, 1:, 1])
         # dL/dx = dL/dr + g d (+ the mean of x); dL/dg = sum_c x d
-        grad_x = torch.empty_like(xg)
+        # (where :class:`_GateShiftFuseFn` wants it: its full gradient)
+        grad_x = getattr(ctx, 'grad_x_out', None)
+        if grad_x is None:
+            grad_x = torch.empty_like(xg)
         gxv = torch.addcmul(d_mx, dz, sa, out=grad_x.view(*lead, h, w))
         gxv.addcmul_(g, d)
         grad_g = d.mul_(x).sum(tuple(range(3, len(lead))))
@@ -483,7 +490,95 @@ class _GatedFusion(torch.autograd.Function):
         if d_fb is not None:
             d_fb = d_fb.to(fuse_weight.dtype)
         return (grad_x, grad[:, cg:], grad_g.to(ctx.gate_dtype), d_fw, d_fb,
-                None, None, None)
+                None, None, None, None)
+
+
+# the functions' bodies as plain functions, run inside _GateShiftFuseFn
+# (dynamo traces a Function's own forward/backward only as a Function's)
+_gate_conv_forward = _BNReLUGateConv.forward
+_gate_conv_backward = _BNReLUGateConv.backward
+_gate_taps_forward = _GateTaps.forward
+_gate_taps_backward = _GateTaps.backward
+_fusion_forward = _GatedFusion.forward
+_fusion_backward = _GatedFusion.backward
+
+
+class _SubContext:
+    """What a function's ``forward``/``backward`` use of ``ctx``, for running
+    one inside another (:class:`_GateShiftFuseFn`)."""
+
+    def __init__(self, needs_input_grad: tuple):
+        self.needs_input_grad = needs_input_grad
+        self.saved_tensors = ()
+
+    def save_for_backward(self, *tensors):
+        self.saved_tensors = tensors
+
+
+class _GateShiftFuseFn(torch.autograd.Function):
+    """All of :class:`GateShiftFuse` with a plain ``nn.BatchNorm2d``, as one
+    function: the gate branch (:class:`_BNReLUGateConv`,
+    :class:`_GateTaps`) and the fusion (:class:`_GatedFusion`) run inside
+    it, so the gated copy's two gradients are summed in place into one full
+    gradient, written where the untouched channels' gradient lies, instead
+    of autograd summing them and concatenating the result with the rest.
+
+    With ``inplace`` (the input is a conv's fresh output that nothing else
+    uses, see :class:`TemporalConv2d`) the gated channels are overwritten in
+    the input itself, marked dirty: the other channels are not copied.
+    """
+
+    @staticmethod
+    def forward(ctx, x, bn_weight, bn_bias, taps_weight, gate_bias,
+                fuse_weight, fuse_bias, bn, padding, num_frames, gated,
+                scale, interleave, inplace):
+        nt, c, h, w = x.shape
+        n = nt // num_frames
+        fmt = _layout(x)
+        xg = x[:, :gated].contiguous(memory_format=fmt)
+        need = ctx.needs_input_grad
+        subs = (_SubContext((True, need[1], need[2], need[3], False, False)),
+                _SubContext((True, need[4])),
+                _SubContext((True, False, True, need[5], need[6], False,
+                             False, False, False)))
+        taps = _gate_conv_forward(subs[0], xg, bn_weight, bn_bias,
+                                       taps_weight, bn, padding)
+        gate = _gate_taps_forward(subs[1],
+                                 taps.view(n, num_frames, 2, -1, h, w),
+                                 gate_bias)
+        if inplace:
+            ctx.mark_dirty(x)
+        out = _fusion_forward(subs[2], xg, x[:, gated:], gate,
+                                   fuse_weight, fuse_bias, scale, interleave,
+                                   fmt, x if inplace else None)
+        saved = [sub.saved_tensors for sub in subs]
+        ctx.sizes = [len(t) for t in saved]
+        # autograd keeps them (saved-tensor hooks, version checks), not subs
+        ctx.save_for_backward(*[t for ts in saved for t in ts])
+        for sub in subs:
+            sub.saved_tensors = ()
+        ctx.subs, ctx.gated, ctx.taps_shape = subs, gated, taps.shape
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        saved, subs = ctx.saved_tensors, ctx.subs
+        for sub, size in zip(subs, ctx.sizes):
+            sub.saved_tensors, saved = saved[:size], saved[size:]
+        cg = ctx.gated
+        grad_x = torch.empty_like(grad, memory_format=_layout(grad))
+        grad_x[:, cg:].copy_(grad[:, cg:])
+        subs[2].grad_x_out = grad_x[:, :cg]
+        _, _, d_gate, d_fw, d_fb, *_ = _fusion_backward(subs[2], grad)
+        d_taps, d_gate_bias = _gate_taps_backward(subs[1], d_gate)
+        d_xg, d_bn_w, d_bn_b, d_taps_w, _, _ = _gate_conv_backward(
+            subs[0], d_taps.view(ctx.taps_shape))
+        grad_x[:, :cg] += d_xg
+        for sub in subs:  # (free what they kept)
+            sub.saved_tensors = ()
+        subs[2].grad_x_out = None
+        return (grad_x, d_bn_w, d_bn_b, d_taps_w, d_gate_bias, d_fw, d_fb,
+                None, None, None, None, None, None, None)
 
 
 class GateShiftFuse(nn.Module):
@@ -604,57 +699,66 @@ class GateShiftFuse(nn.Module):
         if hasattr(self.bn, 'reset_parameters'):
             self.bn.reset_parameters()
 
-    def _gate(self, x: Tensor, n: int) -> Tensor:
-        """``tanh(gate_conv(relu(bn(x))))`` (3x3x3, 2 groups, zero padded) of
-        ``[N*T, C', H, W]`` frames as one 2D conv plus a shift-and-sum over
-        time: ``[N, T, 2, H, W]``. The conv runs channels_last (oneDNN's
-        grouped conv is 4-7x faster so on a CPU), BN and ReLU in ``x``'s
-        layout.
+    def _taps_weight(self) -> Tensor:
+        """The gate ``Conv3d``'s weight as a 2D conv's, ``[2*kT', C'/2, 3,
+        3]``: the 3x3x3 conv of ``[N*T, C', H, W]`` frames is then one 2D conv
+        with the temporal taps as extra output channels (out channel ``g*kT'
+        + k``) plus a shift-and-sum over time (:class:`_GateTaps`).
 
         Why: CPU backends run a 2-output grouped Conv3d through a slow
-        vol2col path (it dominated GSF's cost); the 2D conv with the temporal
-        taps as extra output channels does the same arithmetic with the fast
-        2D kernels. Taps that can only read the zero padding (all but the
-        middle one at T = 1) are not computed. The parameters stay those of
-        the official ``Conv3d``.
+        vol2col path (it dominated GSF's cost); the 2D conv does the same
+        arithmetic with the fast 2D kernels. Taps that can only read the zero
+        padding (all but the middle one at T = 1) are left out. The
+        parameters stay those of the official ``Conv3d``.
         """
-        weight, bias = self.gate_conv.weight, self.gate_conv.bias
+        weight = self.gate_conv.weight
         kt, t = weight.shape[2], self.num_frames
         # taps k with |k - kT//2| < T can read a frame of the clip
         first = max(kt // 2 - t + 1, 0)
         weight = weight[:, :, first:kt - first]
-        # [2, C'/2, kT, 3, 3] -> [2*kT, C'/2, 3, 3], out channel = g*kT + k
-        taps = weight.transpose(1, 2).reshape(-1, *weight.shape[1:2],
+        return weight.transpose(1, 2).reshape(-1, *weight.shape[1:2],
                                               *weight.shape[3:])
-        padding = self.gate_conv.padding[1:]
-        if type(self.bn) is nn.BatchNorm2d:
-            out = _BNReLUGateConv.apply(x, self.bn.weight, self.bn.bias,
-                                        taps, self.bn, padding)
-        else:  # any other norm (SyncBN, GN, ...): plain autograd
-            act = self.bn(x)
-            if _layout(x) is not torch.channels_last:
-                act = _ToChannelsLast.apply(act)
-            out = F.conv2d(F.relu(act, inplace=True), taps, None,
-                           padding=padding, groups=2)
-        return _GateTaps.apply(out.view(n, t, 2, -1, *out.shape[2:]), bias)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, inplace: bool = False) -> Tensor:
+        """``[N*T, C, H, W]`` -> the same shape and layout.
+
+        Args:
+            x (Tensor): The frames.
+            inplace (bool): Overwrite the gated channels of ``x`` (saves a
+                copy of the others). Only for a tensor nothing else uses, such
+                as a conv's output (:class:`TemporalConv2d` sets it).
+        """
         nt, c, h, w = x.shape
         n = _frames_per_clip(nt, self.num_frames, 'GateShiftFuse')
         cg = self.gsf_channels
-        fmt = _layout(x)  # the output keeps the input's layout
-        # split: its backward is one cat of the two gradients. The gated
-        # part is copied once, in the input's layout (the gate's BN and the
-        # fusion's backward keep this copy), so the conv output itself need
-        # not be kept. One layout for every element-wise pass: mixing
-        # channels_last and NCHW operands makes each pass a slow strided one
-        # (2.3x slower GSF at [32, 256, 28, 28] on a CPU).
+        taps = self._taps_weight()
+        padding = self.gate_conv.padding[1:]
+        scale = 2. if self.rescale_fusion else 1.
+        if type(self.bn) is nn.BatchNorm2d:
+            return _GateShiftFuseFn.apply(
+                x, self.bn.weight, self.bn.bias, taps, self.gate_conv.bias,
+                self.fuse_conv.weight, self.fuse_conv.bias, self.bn, padding,
+                self.num_frames, cg, scale, self.channel_interleave, inplace)
+        # any other norm (SyncBN, GN, ...) runs on autograd. The split's
+        # backward is one cat of the two gradients. The gated part is copied
+        # once, in the input's layout (the gate's norm and the fusion's
+        # backward keep this copy), so the conv output itself need not be
+        # kept. One layout for every element-wise pass: mixing channels_last
+        # and NCHW operands makes each pass a slow strided one (2.3x slower
+        # GSF at [32, 256, 28, 28] on a CPU); only the gate conv runs
+        # channels_last (oneDNN's grouped conv is 4-7x faster so on a CPU).
+        fmt = _layout(x)
         xg, rest = x.split([cg, c - cg], dim=1)
         xg = xg.contiguous(memory_format=fmt)
-        gate = self._gate(xg, n)
+        act = self.bn(xg)
+        if fmt is not torch.channels_last:
+            act = _ToChannelsLast.apply(act)
+        out = F.conv2d(F.relu(act, inplace=True), taps, None,
+                       padding=padding, groups=2)
+        gate = _GateTaps.apply(out.view(n, self.num_frames, 2, -1, h, w),
+                               self.gate_conv.bias)
         return _GatedFusion.apply(xg, rest, gate, self.fuse_conv.weight,
-                                  self.fuse_conv.bias,
-                                  2. if self.rescale_fusion else 1.,
+                                  self.fuse_conv.bias, scale,
                                   self.channel_interleave, fmt)
 
     def extra_repr(self) -> str:
@@ -721,4 +825,9 @@ class TemporalConv2d(nn.Conv2d):
                                         self.dilation, self.groups)
         if self.position == 'before':
             return super().forward(self.temporal(x))
+        if type(self.temporal) is GateShiftFuse:
+            # the conv's output is fresh and used by GSF alone (dynamo
+            # refuses a function that writes into its input's views)
+            return self.temporal(super().forward(x),
+                                 inplace=not torch.compiler.is_compiling())
         return self.temporal(super().forward(x))
