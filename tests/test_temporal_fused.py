@@ -76,8 +76,9 @@ def _random_gsf(channels, t, seed=0, **kwargs):
     with torch.no_grad():
         gsf.bn.weight.uniform_(0.5, 1.5)
         gsf.bn.bias.uniform_(-0.5, 0.5)
-        gsf.bn.running_mean.uniform_(-0.5, 0.5)
-        gsf.bn.running_var.uniform_(0.5, 2.)
+        if getattr(gsf.bn, 'running_mean', None) is not None:  # (not GN)
+            gsf.bn.running_mean.uniform_(-0.5, 0.5)
+            gsf.bn.running_var.uniform_(0.5, 2.)
         gsf.gate_conv.weight.normal_(0., 0.3)  # gates well inside (-1, 1)
     return gsf
 
@@ -123,6 +124,25 @@ def test_fused_gsf_equals_the_plain_autograd_gsf(interleave, train, channels,
         assert torch.allclose(getattr(gsf.bn, name).float(), buf.float())
 
 
+@pytest.mark.parametrize('interleave', [False, True])
+def test_gsf_with_another_norm_equals_the_plain_autograd_gsf(interleave):
+    """Norms other than a plain BN (GN here; SyncBN across GPUs) run the
+    gate branch on autograd: the same result and gradients all the same."""
+    kwargs = dict(channel_interleave=interleave, rescale_fusion=not
+                  interleave, norm_cfg=dict(type='GN', num_groups=4))
+    gsf, ref = (_random_gsf(32, 4, **kwargs).train() for _ in range(2))
+    assert type(gsf.bn) is torch.nn.GroupNorm
+    x = torch.randn(8, 32, 5, 7)
+    out, gx, grads = _forward_backward(gsf, gsf, x)
+    ref_out, ref_gx, ref_grads = _forward_backward(
+        lambda v: _old_gsf(ref, v), ref, x)
+    assert torch.allclose(out, ref_out, atol=1e-5, rtol=1e-5)
+    assert torch.allclose(gx, ref_gx, atol=1e-4, rtol=1e-4)
+    for name, grad in ref_grads.items():
+        assert grad.abs().sum() > 0, name
+        assert torch.allclose(grads[name], grad, atol=1e-4, rtol=1e-4), name
+
+
 @pytest.mark.parametrize('bn_cfg, train', [
     (dict(momentum=None), True),  # cumulative moving average
     (dict(track_running_stats=False), True),
@@ -160,6 +180,46 @@ def test_fused_gsf_bn_statistics_and_gradients_match_a_plain_bn(
         for name, buf in ref_bufs.items():  # (count exact, stats to ulps)
             assert torch.allclose(bufs[name].double(), buf.double(),
                                   rtol=1e-6, atol=1e-7), name
+
+
+@pytest.mark.parametrize('interleave', [False, True])
+@pytest.mark.parametrize('norm', ['BN', 'GN'])
+def test_gsf_in_place_after_its_conv_equals_gsf_on_the_conv_output(
+        interleave, norm):
+    """In a ``TemporalConv2d`` GSF overwrites the conv's fresh output in
+    place (plain BN) and sums its gradients into one buffer: the same
+    output, input and parameter gradients as GSF on a separate output."""
+    from mmdas.models.temporal import TemporalConv2d
+    results = []
+    for wrapped in (True, False):
+        gsf = _random_gsf(32, 4, channel_interleave=interleave,
+                          rescale_fusion=not interleave,
+                          norm_cfg=dict(type='GN', num_groups=4)
+                          if norm == 'GN' else None).train()
+        torch.manual_seed(5)
+        conv = torch.nn.Conv2d(16, 32, 1)
+        module = (TemporalConv2d(conv, gsf, 'after') if wrapped else
+                  torch.nn.Sequential(conv, gsf))
+        x = torch.randn(8, 16, 5, 6)
+        results.append(_forward_backward(module, module, x))
+    (out, gx, grads), (ref, ref_gx, ref_grads) = results
+    assert torch.allclose(out, ref, atol=1e-6, rtol=1e-6)
+    assert torch.allclose(gx, ref_gx, atol=1e-5, rtol=1e-5)
+    # (parameter names differ only by the Sequential's indices)
+    assert len(grads) == len(ref_grads)
+    for grad, ref_grad in zip(grads.values(), ref_grads.values()):
+        assert grad.abs().sum() > 0
+        assert torch.allclose(grad, ref_grad, atol=1e-5, rtol=1e-5)
+
+
+def test_gsf_on_its_own_never_writes_into_its_input():
+    """Called on its own, GSF leaves its input as it was."""
+    gsf = _random_gsf(32, 4).train()
+    x = torch.randn(8, 32, 5, 6)
+    before = x.clone()
+    out = gsf(x)
+    assert torch.equal(x, before)
+    assert out.data_ptr() != x.data_ptr()
 
 
 def test_fused_gsf_gradients_pass_gradcheck_in_train_mode():
