@@ -222,6 +222,36 @@ def test_gsf_on_its_own_never_writes_into_its_input():
     assert out.data_ptr() != x.data_ptr()
 
 
+def test_gsf_runs_a_reverted_syncbn_as_a_plain_bn():
+    """mmengine reverts SyncBN to ``_BatchNormXd`` on one device (every CPU
+    run and single-GPU run of a SyncBN config): GSF runs it in its one
+    function, with the result and gradients of a plain BN."""
+    from mmengine.model import revert_sync_batchnorm
+    from mmengine.model.utils import _BatchNormXd
+
+    import mmdas.models.temporal as temporal
+    gsf = revert_sync_batchnorm(_random_gsf(
+        32, 4, norm_cfg=dict(type='SyncBN')).train())
+    ref = _random_gsf(32, 4).train()
+    ref.load_state_dict(gsf.state_dict())
+    assert type(gsf.bn) is _BatchNormXd
+    calls = []
+    apply = temporal._GateShiftFuseFn.apply
+    temporal._GateShiftFuseFn.apply = lambda *a: calls.append(1) or apply(*a)
+    try:
+        x = torch.randn(8, 32, 5, 7)
+        out, gx, grads = _forward_backward(gsf, gsf, x)
+    finally:
+        temporal._GateShiftFuseFn.apply = apply
+    assert calls == [1]
+    ref_out, ref_gx, ref_grads = _forward_backward(
+        lambda v: _old_gsf(ref, v), ref, x)
+    assert torch.allclose(out, ref_out, atol=1e-5, rtol=1e-5)
+    assert torch.allclose(gx, ref_gx, atol=1e-4, rtol=1e-4)
+    for name, grad in ref_grads.items():
+        assert torch.allclose(grads[name], grad, atol=1e-4, rtol=1e-4), name
+
+
 def test_fused_gsf_gradients_pass_gradcheck_in_train_mode():
     # BN on batch statistics: the recomputed activation's backward
     gsf = _random_gsf(8, 3, gsf_ratio=0.5).double().train()

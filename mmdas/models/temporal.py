@@ -28,9 +28,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn import build_norm_layer
+from mmengine.model.utils import _BatchNormXd
 from torch import Tensor
 
 TEMPORAL_MODULES = ('gsf', 'tsm', None)
+# one-device BNs: 'BN', and SyncBN as mmengine reverts it on one device or
+# a CPU. GSF runs them in one function with a written-out BN backward; any
+# other norm (SyncBN across devices, GN, ...) runs on autograd.
+_PLAIN_BATCH_NORMS = (nn.BatchNorm2d, _BatchNormXd)
 GSF_INITS = ('zero_gate', 'official')
 
 
@@ -260,6 +265,7 @@ class _BNReLUGateConv(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, bn_weight, bn_bias, conv_weight, bn, padding):
+        # (one device: a SyncBN across devices is not one of these)
         act, mean, invstd, batch_stats = _batch_norm_with_stats(bn, x)
         act = act.contiguous(memory_format=torch.channels_last)
         out = F.conv2d(act.relu_(), conv_weight.to(act.dtype), None,
@@ -302,7 +308,8 @@ class _BNReLUGateConv(torch.autograd.Function):
         return d_x, d_w, d_b, d_conv, None, None
 
 
-def _batch_norm_with_stats(bn: nn.BatchNorm2d, x: Tensor) -> tuple:
+def _batch_norm_with_stats(bn: nn.modules.batchnorm._BatchNorm,
+                           x: Tensor) -> tuple:
     """``bn(x)``, with the same running-statistics update as
     ``_BatchNorm.forward``, plus the mean and inverse std it normalised with
     and whether they were the batch's.
@@ -734,7 +741,7 @@ class GateShiftFuse(nn.Module):
         taps = self._taps_weight()
         padding = self.gate_conv.padding[1:]
         scale = 2. if self.rescale_fusion else 1.
-        if type(self.bn) is nn.BatchNorm2d:
+        if type(self.bn) in _PLAIN_BATCH_NORMS:
             return _GateShiftFuseFn.apply(
                 x, self.bn.weight, self.bn.bias, taps, self.gate_conv.bias,
                 self.fuse_conv.weight, self.fuse_conv.bias, self.bn, padding,
