@@ -257,10 +257,10 @@ class _BNReLUGateConv(torch.autograd.Function):
     quarter of the block's channels), so GSF keeps one quarter-copy of its
     block less.
 
-    ``bn`` is the module: its own forward runs once, so the running
-    statistics move exactly as in a plain call. The conv runs channels_last
-    (oneDNN's grouped conv is 4-7x faster so on a CPU), the rest in ``x``'s
-    layout.
+    ``bn`` is the module (a one-device BN): its running statistics move as
+    in a plain call (:func:`_batch_norm_with_stats`). The conv runs
+    channels_last (oneDNN's grouped conv is 4-7x faster so on a CPU), the
+    rest in ``x``'s layout. Run inside :class:`_GateShiftFuseFn`.
     """
 
     @staticmethod
@@ -523,8 +523,8 @@ class _SubContext:
 
 
 class _GateShiftFuseFn(torch.autograd.Function):
-    """All of :class:`GateShiftFuse` with a plain ``nn.BatchNorm2d``, as one
-    function: the gate branch (:class:`_BNReLUGateConv`,
+    """All of :class:`GateShiftFuse` with a one-device BN
+    (``_PLAIN_BATCH_NORMS``), as one function: the gate branch (:class:`_BNReLUGateConv`,
     :class:`_GateTaps`) and the fusion (:class:`_GatedFusion`) run inside
     it, so the gated copy's two gradients are summed in place into one full
     gradient, written where the untouched channels' gradient lies, instead
@@ -549,15 +549,15 @@ class _GateShiftFuseFn(torch.autograd.Function):
                 _SubContext((True, False, True, need[5], need[6], False,
                              False, False, False)))
         taps = _gate_conv_forward(subs[0], xg, bn_weight, bn_bias,
-                                       taps_weight, bn, padding)
+                                  taps_weight, bn, padding)
         gate = _gate_taps_forward(subs[1],
-                                 taps.view(n, num_frames, 2, -1, h, w),
-                                 gate_bias)
+                                  taps.view(n, num_frames, 2, -1, h, w),
+                                  gate_bias)
         if inplace:
             ctx.mark_dirty(x)
-        out = _fusion_forward(subs[2], xg, x[:, gated:], gate,
-                                   fuse_weight, fuse_bias, scale, interleave,
-                                   fmt, x if inplace else None)
+        out = _fusion_forward(subs[2], xg, x[:, gated:], gate, fuse_weight,
+                              fuse_bias, scale, interleave, fmt,
+                              x if inplace else None)
         saved = [sub.saved_tensors for sub in subs]
         ctx.sizes = [len(t) for t in saved]
         # autograd keeps them (saved-tensor hooks, version checks), not subs
