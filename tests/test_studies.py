@@ -595,12 +595,15 @@ def test_video_cost_cpu_peak_memory_grows_with_frames():
     import argparse
 
     import bench_video_cost as video_cost
-    args = argparse.Namespace(batch=2, crop=64, classes=10, depth=18,
+    # a size at which 7 more frames of activations (about 200-280 MB here)
+    # stand out of the allocator's noise (tens of MB: at 2 images of 64 px
+    # both arms' one-frame peaks came out at or above their 8-frame peaks)
+    args = argparse.Namespace(batch=4, crop=112, classes=10, depth=18,
                               threads=1, arms=['GSF', '3D'])
     one = video_cost.cpu_step_peaks(1, args)
     eight = video_cost.cpu_step_peaks(8, args)
     for arm in args.arms:
-        assert 0 < one[arm] < eight[arm], (arm, one, eight)
+        assert 0 < one[arm] < eight[arm] - 50 * 2**20, (arm, one, eight)
     # 3x3 convs over time: the 3D net's weights, gradients and momentum
     # are about 3x ResNet-18's 45 MB each
     assert one['3D'] > one['GSF'] + 100 * 2**20, one
