@@ -38,12 +38,13 @@ def load_revision(rev: str):
     source = subprocess.run(
         ['git', 'show', f'{rev}:mmdas/models/temporal.py'], cwd=REPO,
         check=True, capture_output=True, text=True).stdout
-    with tempfile.NamedTemporaryFile('w', suffix='.py',
-                                     delete=False) as f:
+    with tempfile.NamedTemporaryFile('w', suffix='.py') as f:
         f.write(source)
-    spec = importlib.util.spec_from_file_location('temporal_at_rev', f.name)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+        f.flush()
+        spec = importlib.util.spec_from_file_location('temporal_at_rev',
+                                                      f.name)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
     return module
 
 

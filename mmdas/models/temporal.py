@@ -249,63 +249,60 @@ class _ToChannelsLast(torch.autograd.Function):
         return grad.contiguous()
 
 
-class _BNReLUGateConv(torch.autograd.Function):
-    """``conv2d(relu(bn(x)))`` of GSF's gate branch for a plain
-    ``nn.BatchNorm2d``, keeping only ``x`` (which the fusion keeps anyway)
-    and BN's statistics: the normalised, rectified copy the conv and the ReLU
-    would keep is recomputed in the backward pass (two cheap passes over a
+def _gate_conv_forward(ctx, x, bn_weight, bn_bias, conv_weight, bn,
+                       padding):
+    """``conv2d(relu(bn(x)))`` of GSF's gate branch for a one-device BN,
+    keeping only ``x`` (which the fusion keeps anyway) and BN's statistics:
+    the normalised, rectified copy the conv and the ReLU would keep is
+    recomputed by :func:`_gate_conv_backward` (two cheap passes over a
     quarter of the block's channels), so GSF keeps one quarter-copy of its
-    block less.
+    block less. Runs inside :class:`_GateShiftFuseFn`, with its sub-context.
 
-    ``bn`` is the module (a one-device BN): its running statistics move as
-    in a plain call (:func:`_batch_norm_with_stats`). The conv runs
-    channels_last (oneDNN's grouped conv is 4-7x faster so on a CPU), the
-    rest in ``x``'s layout. Run inside :class:`_GateShiftFuseFn`.
+    ``bn`` is the module: its running statistics move as in a plain call
+    (:func:`_batch_norm_with_stats`). The conv runs channels_last (oneDNN's
+    grouped conv is 4-7x faster so on a CPU), the rest in ``x``'s layout.
     """
+    act, mean, invstd, batch_stats = _batch_norm_with_stats(bn, x)
+    act = act.contiguous(memory_format=torch.channels_last)
+    out = F.conv2d(act.relu_(), conv_weight.to(act.dtype), None,
+                   padding=padding, groups=2)
+    ctx.save_for_backward(x, bn_weight, bn_bias, conv_weight, mean,
+                          invstd)
+    ctx.padding, ctx.eps, ctx.batch_stats = padding, bn.eps, batch_stats
+    return out
 
-    @staticmethod
-    def forward(ctx, x, bn_weight, bn_bias, conv_weight, bn, padding):
-        # (one device: a SyncBN across devices is not one of these)
-        act, mean, invstd, batch_stats = _batch_norm_with_stats(bn, x)
-        act = act.contiguous(memory_format=torch.channels_last)
-        out = F.conv2d(act.relu_(), conv_weight.to(act.dtype), None,
-                       padding=padding, groups=2)
-        ctx.save_for_backward(x, bn_weight, bn_bias, conv_weight, mean,
-                              invstd)
-        ctx.padding, ctx.eps, ctx.batch_stats = padding, bn.eps, batch_stats
-        return out
 
-    @staticmethod
-    def backward(ctx, grad):
-        x, bn_weight, bn_bias, conv_weight, mean, invstd = ctx.saved_tensors
-        need = ctx.needs_input_grad
-        # relu(bn(x)) again, channels_last, in the dtype the conv ran in
-        scale = invstd if bn_weight is None else invstd * bn_weight
-        shift = -mean * scale
-        if bn_bias is not None:
-            shift = shift + bn_bias
-        act = torch.empty_like(x, dtype=grad.dtype,
-                               memory_format=torch.channels_last)
-        torch.addcmul(shift.view(1, -1, 1, 1), x, scale.view(1, -1, 1, 1),
-                      out=act).relu_()
-        d_act, d_conv, _ = torch.ops.aten.convolution_backward(
-            grad, act, conv_weight.to(grad.dtype), None, [1, 1],
-            ctx.padding, [1, 1], False, [0, 0], 2,
-            [need[0] or need[1] or need[2], need[3], False])
-        d_x = d_w = d_b = None
-        if d_act is not None:
-            d_act = torch.ops.aten.threshold_backward(d_act, act, 0)
-            del act
-            d_act = d_act.contiguous(memory_format=_layout(x))
-            d_x, d_w, d_b = torch.ops.aten.native_batch_norm_backward(
-                d_act, x, bn_weight, None if ctx.batch_stats else mean,
-                None if ctx.batch_stats else invstd.pow(-2) - ctx.eps, mean,
-                invstd, ctx.batch_stats, ctx.eps,
-                [need[0], need[1] and bn_weight is not None,
-                 need[2] and bn_bias is not None])
-        if d_conv is not None:
-            d_conv = d_conv.to(conv_weight.dtype)
-        return d_x, d_w, d_b, d_conv, None, None
+def _gate_conv_backward(ctx, grad):
+    """The gradients of :func:`_gate_conv_forward`'s inputs."""
+    x, bn_weight, bn_bias, conv_weight, mean, invstd = ctx.saved_tensors
+    need = ctx.needs_input_grad
+    # relu(bn(x)) again, channels_last, in the dtype the conv ran in
+    scale = invstd if bn_weight is None else invstd * bn_weight
+    shift = -mean * scale
+    if bn_bias is not None:
+        shift = shift + bn_bias
+    act = torch.empty_like(x, dtype=grad.dtype,
+                           memory_format=torch.channels_last)
+    torch.addcmul(shift.view(1, -1, 1, 1), x, scale.view(1, -1, 1, 1),
+                  out=act).relu_()
+    d_act, d_conv, _ = torch.ops.aten.convolution_backward(
+        grad, act, conv_weight.to(grad.dtype), None, [1, 1],
+        ctx.padding, [1, 1], False, [0, 0], 2,
+        [need[0] or need[1] or need[2], need[3], False])
+    d_x = d_w = d_b = None
+    if d_act is not None:
+        d_act = torch.ops.aten.threshold_backward(d_act, act, 0)
+        del act
+        d_act = d_act.contiguous(memory_format=_layout(x))
+        d_x, d_w, d_b = torch.ops.aten.native_batch_norm_backward(
+            d_act, x, bn_weight, None if ctx.batch_stats else mean,
+            None if ctx.batch_stats else invstd.pow(-2) - ctx.eps, mean,
+            invstd, ctx.batch_stats, ctx.eps,
+            [need[0], need[1] and bn_weight is not None,
+             need[2] and bn_bias is not None])
+    if d_conv is not None:
+        d_conv = d_conv.to(conv_weight.dtype)
+    return d_x, d_w, d_b, d_conv, None, None
 
 
 def _batch_norm_with_stats(bn: nn.modules.batchnorm._BatchNorm,
@@ -502,8 +499,6 @@ class _GatedFusion(torch.autograd.Function):
 
 # the functions' bodies as plain functions, run inside _GateShiftFuseFn
 # (dynamo traces a Function's own forward/backward only as a Function's)
-_gate_conv_forward = _BNReLUGateConv.forward
-_gate_conv_backward = _BNReLUGateConv.backward
 _gate_taps_forward = _GateTaps.forward
 _gate_taps_backward = _GateTaps.backward
 _fusion_forward = _GatedFusion.forward
@@ -524,11 +519,12 @@ class _SubContext:
 
 class _GateShiftFuseFn(torch.autograd.Function):
     """All of :class:`GateShiftFuse` with a one-device BN
-    (``_PLAIN_BATCH_NORMS``), as one function: the gate branch (:class:`_BNReLUGateConv`,
-    :class:`_GateTaps`) and the fusion (:class:`_GatedFusion`) run inside
-    it, so the gated copy's two gradients are summed in place into one full
-    gradient, written where the untouched channels' gradient lies, instead
-    of autograd summing them and concatenating the result with the rest.
+    (``_PLAIN_BATCH_NORMS``), as one function: the gate branch
+    (:func:`_gate_conv_forward`, :class:`_GateTaps`) and the fusion
+    (:class:`_GatedFusion`) run inside it, so the gated copy's two gradients
+    are summed in place into one full gradient, written where the untouched
+    channels' gradient lies, instead of autograd summing them and
+    concatenating the result with the rest.
 
     With ``inplace`` (the input is a conv's fresh output that nothing else
     uses, see :class:`TemporalConv2d`) the gated channels are overwritten in
@@ -539,7 +535,7 @@ class _GateShiftFuseFn(torch.autograd.Function):
     def forward(ctx, x, bn_weight, bn_bias, taps_weight, gate_bias,
                 fuse_weight, fuse_bias, bn, padding, num_frames, gated,
                 scale, interleave, inplace):
-        nt, c, h, w = x.shape
+        nt, _, h, w = x.shape
         n = nt // num_frames
         fmt = _layout(x)
         xg = x[:, :gated].contiguous(memory_format=fmt)
