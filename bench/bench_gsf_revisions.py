@@ -81,9 +81,12 @@ def main():
             model = Classifier('2D' if name == '2D' else 'GSF', args.depth,
                                frames, 1000).train()
             if name == 'rev':  # the same modules, the revision's code
-                for m in model.modules():
-                    if type(m) is current.GateShiftFuse:
-                        m.__class__ = old.GateShiftFuse
+                for m in model.modules():  # (its TemporalConv2d too: it
+                    # hands GSF the conv output in place only if the
+                    # GSF is of its own module's class)
+                    for cls in ('GateShiftFuse', 'TemporalConv2d'):
+                        if type(m) is getattr(current, cls):
+                            m.__class__ = getattr(old, cls)
             arms[name] = (model, torch.optim.SGD(
                 model.parameters(), lr=1e-3, momentum=0.9))
         times = {name: [] for name in arms}
