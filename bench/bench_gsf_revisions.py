@@ -28,7 +28,8 @@ sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 import torch  # noqa: E402
 
 import mmdas.models.temporal as current  # noqa: E402
-from bench_video_cost import Classifier, median, timed_step  # noqa: E402
+from bench_video_cost import (Classifier, median, per_round,  # noqa: E402
+                              timed_step)
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -96,14 +97,11 @@ def main():
                 if it:
                     times[name].append(sec)
         med = {name: median(v) for name, v in times.items()}
-
-        def per_round(name):
-            return median([a / b for a, b in zip(times[name], times['2D'])])
-
         print(f'| {frames} | {1e3 * med["2D"]:.0f} | {1e3 * med["rev"]:.0f} '
               f'| {1e3 * med["now"]:.0f} | {med["rev"] / med["2D"]:.3f} | '
-              f'{med["now"] / med["2D"]:.3f} | {per_round("rev"):.3f} | '
-              f'{per_round("now"):.3f} |', flush=True)
+              f'{med["now"] / med["2D"]:.3f} | '
+              f'{per_round(times, "rev", "2D"):.3f} | '
+              f'{per_round(times, "now", "2D"):.3f} |', flush=True)
 
 
 if __name__ == '__main__':

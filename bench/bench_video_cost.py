@@ -19,9 +19,10 @@ fusing the per-frame logits (mean). The inverse warp of segmentation maps is
 timed by ``bench/bench_das_frames.py``.
 
 Steps are interleaved over the arms so that load changes hit all of them;
-the median is reported. Peak memory on a GPU is CUDA's ``max_memory_allocated``
-over a step (model, gradients and optimiser state included). A CPU has no such
-counter: there every arm and T is run again, for two steps, in a fresh child
+the median is reported, and GSF / 2D also as the median of the per-round
+ratios (each round runs the arms back to back). Peak memory on a GPU is
+CUDA's ``max_memory_allocated`` over a step (model, gradients and optimiser
+state included). A CPU has no such counter: there every arm and T is run again, for two steps, in a fresh child
 process, and the peak is that process's peak resident memory during the steps
 (``VmHWM``, reset before them) less its resident memory once the model and the
 input exist: what the steps add (activations, gradients, optimiser state).
@@ -229,7 +230,14 @@ def measure(frames, args):
         torch.cuda.empty_cache()
     elif not args.no_cpu_memory:
         peaks = cpu_step_peaks(frames, args)
-    return ({arm: median(v) for arm, v in times.items()}, peaks, make, fuse)
+    return times, peaks, make, fuse
+
+
+def per_round(times, arm, base):
+    """The median over rounds of ``arm``'s step time over ``base``'s in the
+    same round (they ran back to back): steadier than the ratio of the
+    medians when the machine's speed drifts between rounds."""
+    return median([a / b for a, b in zip(times[arm], times[base])])
 
 
 def main():
@@ -272,10 +280,12 @@ def main():
              '| T | ' + ' | '.join(f'{a} step (ms)' for a in args.arms) +
              (' | ' + ' | '.join(f'{a} {peak_name}' for a in args.arms)
               if mem else '') +
-             ' | GSF / 3D | GSF / 2D | frames + fusion / GSF step |',
-             '|---' * (len(args.arms) * (2 if mem else 1) + 4) + '|']
+             ' | GSF / 3D | GSF / 2D | GSF / 2D, per round | '
+             'frames + fusion / GSF step |',
+             '|---' * (len(args.arms) * (2 if mem else 1) + 5) + '|']
     for frames in args.frames:
-        times, peaks, make, fuse = measure(frames, args)
+        rounds, peaks, make, fuse = measure(frames, args)
+        times = {arm: median(v) for arm, v in rounds.items()}
         row = [str(frames)] + [f'{1e3 * times[a]:.1f}' for a in args.arms]
         if mem:
             row += [f'{peaks[a] / 2**30:.2f}' for a in args.arms]
@@ -283,7 +293,9 @@ def main():
                  if a in times and b in times else '-')
         share = (f'{100 * (make + fuse) / times["GSF"]:.2f}%'
                  if 'GSF' in times else '-')
-        row += [ratio('GSF', '3D'), ratio('GSF', '2D'), share]
+        steady = (f'{per_round(rounds, "GSF", "2D"):.3f}'
+                  if 'GSF' in times and '2D' in times else '-')
+        row += [ratio('GSF', '3D'), ratio('GSF', '2D'), steady, share]
         lines.append('| ' + ' | '.join(row) + ' |')
         print(lines[-1], flush=True)
     table = '\n'.join(lines)
