@@ -587,6 +587,15 @@ def test_study_scripts_help():
         assert '--jobs' in out and '--seeds' in out and '--device' in out
 
 
+def test_video_cost_per_round_ratio_is_the_median_of_paired_steps():
+    import bench_video_cost as video_cost
+    times = {'GSF': [2., 3., 10., 4.4], '2D': [1., 3., 5., 4.]}
+    # per round 2, 1, 2, 1.1, median 2; the ratio of the arms' medians
+    # would be 4.4 / 4 = 1.1
+    assert video_cost.per_round(times, 'GSF', '2D') == 2.
+    assert video_cost.median([3., 1., 2.]) == 2.
+
+
 # slow: five child processes (about 30 s); a check of a benchmark's probe
 @pytest.mark.slow
 def test_video_cost_cpu_peak_memory_grows_with_frames():

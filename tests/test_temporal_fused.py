@@ -268,6 +268,30 @@ def test_fused_gsf_gradients_pass_gradcheck():
     assert torch.autograd.gradcheck(gsf, (x, ))
 
 
+@pytest.mark.parametrize('onednn', [True, False])
+def test_gsf_leaves_the_onednn_switch_as_it_found_it(onednn):
+    # the fusion conv runs off oneDNN on a CPU, inside GSF only: the user's
+    # setting holds before, after, and when the conv raises
+    from mmdas.models import temporal
+    gsf = _random_gsf(16, 3)
+    x = torch.randn(6, 16, 5, 5, requires_grad=True)
+    before = torch._C._get_mkldnn_enabled()
+    try:
+        torch._C._set_mkldnn_enabled(onednn)
+        ref = _old_gsf(gsf, x)  # the official (channel, time) conv
+        out = gsf(x)
+        assert torch._C._get_mkldnn_enabled() is onednn
+        out.sum().backward()
+        assert torch._C._get_mkldnn_enabled() is onednn
+        assert torch.allclose(out, ref, atol=1e-5)
+        with pytest.raises(RuntimeError):
+            temporal._fuse_conv(torch.randn(1, 3, 2, 2),
+                                gsf.fuse_conv.weight, None)  # 3 != 4 in
+        assert torch._C._get_mkldnn_enabled() is onednn
+    finally:
+        torch._C._set_mkldnn_enabled(before)
+
+
 def test_fused_gsf_zero_gate_is_still_exactly_the_identity():
     gsf = GateShiftFuse(40, 4)  # 10 gated channels: the official count
     assert gsf.gsf_channels == 10
