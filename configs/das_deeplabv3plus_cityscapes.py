@@ -4,12 +4,12 @@
 # Plain 2D twin: plain_deeplabv3plus_cityscapes.py.
 # GPU memory (docs/benchmarks.md, "The paper configs at their real size";
 # extrapolated from CPU measurements, not yet measured on a GPU): as shipped,
-# 2 images x 8 frames = 16 frames of 512x1024 per GPU, about 64 GiB: an 80 GB
+# 2 images x 8 frames = 16 frames of 512x1024 per GPU, about 55 GiB: an 80 GB
 # GPU. 40 GB: 1 image per GPU on 8 GPUs (train_dataloader.batch_size=1, the
-# same total batch of 8; about 33 GiB); with_cp alone is not enough (about
-# 42 GiB). 24 GB: 1 image per GPU on 8 GPUs and --cfg-options
-# model.backbone.with_cp=True (about 21 GiB, tight). AMP (--amp) lowers each
-# of these further (not yet measured).
+# same total batch of 8; about 28 GiB); with_cp alone is too tight (about
+# 35 GiB). 24 GB: 1 image per GPU on 8 GPUs and --cfg-options
+# model.backbone.with_cp=True (about 18 GiB). AMP (--amp) lowers each of
+# these further (not yet measured).
 # The base is the plain twin: mmseg's/mmpretrain's config, run offline, with
 # mmdas' checked loaders.
 _base_ = './plain_deeplabv3plus_cityscapes.py'

@@ -4,10 +4,10 @@
 # Plain 2D twin: plain_deeplabv3plus_voc12aug.py.
 # GPU memory (docs/benchmarks.md, "The paper configs at their real size";
 # extrapolated from CPU measurements, not yet measured on a GPU): as shipped,
-# 4 images x 8 frames = 32 frames of 512x512 per GPU, about 63 GiB: an 80 GB
-# GPU. 40 GB: --cfg-options model.backbone.with_cp=True (about 31 GiB), or 2
+# 4 images x 8 frames = 32 frames of 512x512 per GPU, about 57 GiB: an 80 GB
+# GPU. 40 GB: --cfg-options model.backbone.with_cp=True (about 32 GiB), or 2
 # images per GPU on 8 GPUs (train_dataloader.batch_size=2, the same total
-# batch of 16; about 32 GiB). 24 GB: both (about 16 GiB). AMP (--amp) lowers
+# batch of 16; about 29 GiB). 24 GB: both (about 16.5 GiB). AMP (--amp) lowers
 # each of these further (not yet measured).
 # The base is the plain twin: mmseg's/mmpretrain's config, run offline, with
 # mmdas' checked loaders.

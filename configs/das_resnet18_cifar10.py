@@ -3,7 +3,7 @@
 # Plain 2D twin: plain_resnet18_cifar10.py.
 # GPU memory (docs/benchmarks.md, "The paper configs at their real size";
 # measured on a CPU at this size, not yet on a GPU): 16 images x 8 frames =
-# 128 frames of 32x32 per GPU, about 1.2 GiB: any GPU, 24 GB included.
+# 128 frames of 32x32 per GPU, about 1.0 GiB: any GPU, 24 GB included.
 _base_ = 'mmpretrain::resnet/resnet18_8xb16_cifar10.py'
 custom_imports = dict(imports=['mmdas'], allow_failed_imports=False)
 

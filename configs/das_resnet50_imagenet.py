@@ -3,11 +3,10 @@
 # Plain 2D twin: plain_resnet50_imagenet.py.
 # GPU memory (docs/benchmarks.md, "The paper configs at their real size";
 # extrapolated from CPU measurements, not yet measured on a GPU): as shipped,
-# 32 images x 8 frames = 256 frames of 224x224 per GPU, about 38 GiB: an 80 GB
-# GPU (too tight for 40 GB). 40 GB and 24 GB: --cfg-options
-# model.backbone.with_cp=True (about 18 GiB), or 16 images per GPU on 16 GPUs
-# (train_dataloader.batch_size=16, the same total batch of 256; about
-# 19 GiB). AMP (--amp) lowers each of these further (not yet measured).
+# 32 images x 8 frames = 256 frames of 224x224 per GPU, about 29 GiB: an 80 GB
+# or a 40 GB GPU. 24 GB: --cfg-options model.backbone.with_cp=True (about
+# 14 GiB), or 16 images per GPU on 16 GPUs (train_dataloader.batch_size=16,
+# the same total batch of 256; about 15 GiB). AMP (--amp) lowers each of these further (not yet measured).
 # The base is the plain twin: mmseg's/mmpretrain's config, run offline, with
 # mmdas' checked loaders.
 _base_ = './plain_resnet50_imagenet.py'
