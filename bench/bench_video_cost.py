@@ -22,10 +22,15 @@ Steps are interleaved over the arms so that load changes hit all of them;
 the median is reported, and GSF / 2D also as the median of the per-round
 ratios (each round runs the arms back to back). Peak memory on a GPU is
 CUDA's ``max_memory_allocated`` over a step (model, gradients and optimiser
-state included). A CPU has no such counter: there every arm and T is run again, for two steps, in a fresh child
-process, and the peak is that process's peak resident memory during the steps
+state included). A CPU has no such counter: there every arm and T is run again in a fresh
+child process, which measures two things. The peak of live tensors over one
+step (after one warm-up step), from the profiler's memory timeline: model,
+gradients, optimiser state and activations, what ``max_memory_allocated``
+counts on a GPU. And the process's peak resident memory during two steps
 (``VmHWM``, reset before them) less its resident memory once the model and the
-input exist: what the steps add (activations, gradients, optimiser state).
+input exist: what the steps add, including the CPU allocator's fragmentation
+(freed blocks it keeps), which differs between two networks by more than
+their tensors do.
 The table is printed as Markdown; ``--out`` also writes it to a file.
 
 Examples::
@@ -37,10 +42,13 @@ Examples::
         --device cpu --depth 18 --crop 64 --batch 2 --iters 3
 """
 import argparse
+import json
 import multiprocessing as mp
 import os.path as osp
 import sys
+import tempfile
 import time
+import warnings
 from concurrent.futures import ProcessPoolExecutor
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -168,8 +176,26 @@ def _status_bytes(field: str) -> int:
     raise RuntimeError(f'no {field} in /proc/self/status (Linux only)')
 
 
+def tensor_peak(step) -> int:
+    """Peak bytes of live CPU tensors while ``step()`` runs, by the
+    profiler's memory timeline (every tensor the step touches or makes,
+    whatever the allocator does with freed blocks)."""
+    with torch.profiler.profile(profile_memory=True, record_shapes=True,
+                                with_stack=True) as prof:
+        step()
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        # deprecated in favour of CUDA's memory snapshots, which a CPU lacks
+        warnings.simplefilter('ignore', FutureWarning)
+        path = osp.join(tmp, 'timeline.raw.json')
+        prof.export_memory_timeline(path, device='cpu')
+        with open(path) as f:
+            _, sizes = json.load(f)  # bytes per category at each event
+    return max(sum(at) for at in sizes)
+
+
 def _cpu_step_peak(arm, frames, args):
-    """Child process: the resident memory two training steps add."""
+    """Child process: the resident memory two training steps add, and the
+    peak of live tensors over a third (``{'rss': ..., 'tensors': ...}``)."""
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     images = torch.randn(args.batch, 3, args.crop, args.crop)
@@ -182,11 +208,14 @@ def _cpu_step_peak(arm, frames, args):
         f.write('5')  # restart VmHWM here: imports peak higher than a step
     for _ in range(2):  # the second step holds momentum buffers as well
         timed_step(model, opt, video, labels, 'cpu')
-    return _status_bytes('VmHWM') - before
+    rss = _status_bytes('VmHWM') - before
+    return dict(rss=rss, tensors=tensor_peak(
+        lambda: timed_step(model, opt, video, labels, 'cpu')))
 
 
 def cpu_step_peaks(frames, args):
-    """Peak memory of a step of every arm, each in a fresh process."""
+    """Peak memory of a step of every arm, each in a fresh process:
+    ``{arm: {'rss': bytes, 'tensors': bytes}}`` (see :func:`_cpu_step_peak`)."""
     peaks = {}
     for arm in args.arms:
         # a new pool per arm: a fresh process whose errors reach the caller
@@ -273,29 +302,41 @@ def main():
             f'{args.crop} per step, {args.classes} classes, median of '
             f'{args.iters} steps; {name}; torch {torch.__version__}')
     print(head, flush=True)
-    mem = args.device.startswith('cuda') or not args.no_cpu_memory
-    peak_name = ('peak (GiB)' if args.device.startswith('cuda') else
-                 'step peak RSS (GiB)')
-    lines = [head, '',
-             '| T | ' + ' | '.join(f'{a} step (ms)' for a in args.arms) +
-             (' | ' + ' | '.join(f'{a} {peak_name}' for a in args.arms)
-              if mem else '') +
-             ' | GSF / 3D | GSF / 2D | GSF / 2D, per round | '
-             'frames + fusion / GSF step |',
-             '|---' * (len(args.arms) * (2 if mem else 1) + 5) + '|']
+    cuda = args.device.startswith('cuda')
+    mem = cuda or not args.no_cpu_memory
+    # (title, the figure in a measured peaks[arm]) per memory column
+    kinds = ([('peak (GiB)', None)] if cuda else
+             [('peak tensors (GiB)', 'tensors'),
+              ('step peak RSS (GiB)', 'rss')]) if mem else []
+    mem_columns = [(f'{arm} {title}', arm, key) for title, key in kinds
+                   for arm in args.arms]
+    both = 'GSF' in args.arms and '2D' in args.arms
+    titles = (['T'] + [f'{a} step (ms)' for a in args.arms] +
+              [title for title, _, _ in mem_columns] +
+              ['GSF / 3D', 'GSF / 2D', 'GSF / 2D, per round'] +
+              (['GSF / 2D memory'] if mem and both else []) +
+              ['frames + fusion / GSF step'])
+    lines = [head, '', '| ' + ' | '.join(titles) + ' |',
+             '|---' * len(titles) + '|']
     for frames in args.frames:
         rounds, peaks, make, fuse = measure(frames, args)
         times = {arm: median(v) for arm, v in rounds.items()}
+
+        def memory(arm):
+            return peaks[arm] if cuda else peaks[arm][kinds[0][1]]
+
         row = [str(frames)] + [f'{1e3 * times[a]:.1f}' for a in args.arms]
-        if mem:
-            row += [f'{peaks[a] / 2**30:.2f}' for a in args.arms]
+        row += [f'{(peaks[a] if key is None else peaks[a][key]) / 2**30:.2f}'
+                for _, a, key in mem_columns]
         ratio = (lambda a, b: f'{times[a] / times[b]:.2f}'
                  if a in times and b in times else '-')
         share = (f'{100 * (make + fuse) / times["GSF"]:.2f}%'
                  if 'GSF' in times else '-')
-        steady = (f'{per_round(rounds, "GSF", "2D"):.3f}'
-                  if 'GSF' in times and '2D' in times else '-')
-        row += [ratio('GSF', '3D'), ratio('GSF', '2D'), steady, share]
+        steady = f'{per_round(rounds, "GSF", "2D"):.3f}' if both else '-'
+        row += [ratio('GSF', '3D'), ratio('GSF', '2D'), steady]
+        if mem and both:
+            row.append(f'{memory("GSF") / memory("2D"):.3f}')
+        row.append(share)
         lines.append('| ' + ' | '.join(row) + ' |')
         print(lines[-1], flush=True)
     table = '\n'.join(lines)

@@ -612,10 +612,21 @@ def test_video_cost_cpu_peak_memory_grows_with_frames():
     one = video_cost.cpu_step_peaks(1, args)
     eight = video_cost.cpu_step_peaks(8, args)
     for arm in args.arms:
-        assert 0 < one[arm] < eight[arm] - 50 * 2**20, (arm, one, eight)
+        assert 0 < one[arm]['rss'] < eight[arm]['rss'] - 50 * 2**20, (
+            arm, one, eight)
+        assert 0 < one[arm]['tensors'] < eight[arm]['tensors'], (arm, one,
+                                                                  eight)
+    # (the 3D net's one-frame peak of tensors is its optimiser step's, 4 x
+    # its weights, close to its 8-frame activations' peak; GSF's grows by 7
+    # frames of activations, about 150 MB here)
+    assert eight['GSF']['tensors'] - one['GSF']['tensors'] > 100e6, (one,
+                                                                     eight)
     # 3x3 convs over time: the 3D net's weights, gradients and momentum
     # are about 3x ResNet-18's 45 MB each
-    assert one['3D'] > one['GSF'] + 100 * 2**20, one
+    assert one['3D']['rss'] > one['GSF']['rss'] + 100 * 2**20, one
+    # live tensors: the model, its gradients and momentum (3 x 45 MB for
+    # GSF's ResNet-18) and the activations, exactly; 3x that model for 3D
+    assert 3 * 45e6 < one['GSF']['tensors'] < one['3D']['tensors'] - 200e6
     # a child that fails reports its error instead of leaving the parent
     # waiting for a number
     args.arms = ['GSF']
