@@ -239,7 +239,12 @@ def _fusion_stats(x: Tensor, gate: Tensor) -> Tensor:
 
 @contextlib.contextmanager
 def _without_onednn(device: torch.device):
-    """Run the convs inside on PyTorch's own CPU kernels, not oneDNN's."""
+    """Run the convs inside on PyTorch's own CPU kernels, not oneDNN's.
+
+    (``torch._C``'s switch, not the ``torch.backends.mkldnn.enabled``
+    property: under ``torch.compile`` the property's setter did not reach
+    the conv, and a compiled GSF-ResNet no longer matched eager to 1e-5.)
+    """
     if device.type != 'cpu':
         yield
         return
