@@ -242,8 +242,8 @@ def _without_onednn(device: torch.device):
     """Run the convs inside on PyTorch's own CPU kernels, not oneDNN's.
 
     (``torch._C``'s switch, not the ``torch.backends.mkldnn.enabled``
-    property: under ``torch.compile`` the property's setter did not reach
-    the conv, and a compiled GSF-ResNet no longer matched eager to 1e-5.)
+    property: with the property, a GSF-ResNet compiled by ``torch.compile``
+    no longer matched eager to 1e-5, ``tests/test_video_memory.py``.)
     """
     if device.type != 'cpu':
         yield
