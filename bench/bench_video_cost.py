@@ -22,15 +22,15 @@ Steps are interleaved over the arms so that load changes hit all of them;
 the median is reported, and GSF / 2D also as the median of the per-round
 ratios (each round runs the arms back to back). Peak memory on a GPU is
 CUDA's ``max_memory_allocated`` over a step (model, gradients and optimiser
-state included). A CPU has no such counter: there every arm and T is run again in a fresh
-child process, which measures two things. The peak of live tensors over one
-step (after one warm-up step), from the profiler's memory timeline: model,
-gradients, optimiser state and activations, what ``max_memory_allocated``
-counts on a GPU. And the process's peak resident memory during two steps
-(``VmHWM``, reset before them) less its resident memory once the model and the
-input exist: what the steps add, including the CPU allocator's fragmentation
-(freed blocks it keeps), which differs between two networks by more than
-their tensors do.
+state included). A CPU has no such counter: there every arm and T is run
+again in a fresh child process, which measures two things. The peak of live
+tensors over one step (after one warm-up step), from the profiler's memory
+timeline: model, gradients, optimiser state and activations, what
+``max_memory_allocated`` counts on a GPU. And the process's peak resident
+memory during two steps (``VmHWM``, reset before them) less its resident
+memory once the model and the input exist: what the steps add, including
+the CPU allocator's fragmentation (freed blocks it keeps), which differs
+between two networks by more than their tensors do.
 The table is printed as Markdown; ``--out`` also writes it to a file.
 
 Examples::
@@ -218,7 +218,7 @@ def _cpu_step_peak(arm, frames, args):
 
 def cpu_step_peaks(frames, args):
     """Peak memory of a step of every arm, each in a fresh process:
-    ``{arm: {'rss': bytes, 'tensors': bytes}}`` (see :func:`_cpu_step_peak`)."""
+    ``{arm: {'rss': bytes, 'tensors': bytes}}`` (:func:`_cpu_step_peak`)."""
     peaks = {}
     for arm in args.arms:
         # a new pool per arm: a fresh process whose errors reach the caller
@@ -325,12 +325,11 @@ def main():
         rounds, peaks, make, fuse = measure(frames, args)
         times = {arm: median(v) for arm, v in rounds.items()}
 
-        def memory(arm):
-            return peaks[arm] if cuda else peaks[arm][kinds[0][1]]
+        def memory(arm, key):
+            return peaks[arm] if key is None else peaks[arm][key]
 
         row = [str(frames)] + [f'{1e3 * times[a]:.1f}' for a in args.arms]
-        row += [f'{(peaks[a] if key is None else peaks[a][key]) / 2**30:.2f}'
-                for _, a, key in mem_columns]
+        row += [f'{memory(a, key) / 2**30:.2f}' for _, a, key in mem_columns]
         ratio = (lambda a, b: f'{times[a] / times[b]:.2f}'
                  if a in times and b in times else '-')
         share = (f'{100 * (make + fuse) / times["GSF"]:.2f}%'
@@ -338,7 +337,8 @@ def main():
         steady = f'{per_round(rounds, "GSF", "2D"):.3f}' if both else '-'
         row += [ratio('GSF', '3D'), ratio('GSF', '2D'), steady]
         if mem and both:
-            row.append(f'{memory("GSF") / memory("2D"):.3f}')
+            key = kinds[0][1]  # on a CPU: live tensors, not RSS
+            row.append(f'{memory("GSF", key) / memory("2D", key):.3f}')
         row.append(share)
         lines.append('| ' + ' | '.join(row) + ' |')
         print(lines[-1], flush=True)
