@@ -243,7 +243,9 @@ def _without_onednn(device: torch.device):
 
     (``torch._C``'s switch, not the ``torch.backends.mkldnn.enabled``
     property: with the property, a GSF-ResNet compiled by ``torch.compile``
-    no longer matched eager to 1e-5, ``tests/test_video_memory.py``.)
+    no longer matched eager to 1e-5, ``tests/test_video_memory.py``. Nor
+    ``torch.backends.mkldnn.flags``: it also resets the user's deterministic
+    and TF32 settings for the window, and warns about TF32 on every call.)
     """
     if device.type != 'cpu':
         yield
